@@ -1,0 +1,163 @@
+"""Development bench for the intent classifier (routing/classifier.py).
+
+Run from the repository root:
+
+    .venv/bin/python bench/classifier_dev.py [--dev ../shared/evaldata/routing_dev.jsonl]
+        [--examples routing/default_examples] [--no-cv] [--no-loso] [--no-timing] [--errors N]
+
+1. Out of the box: train on the default examples only, route every dev prompt to
+   argmax over models of the summed label probabilities (INTENT_ROUTES), score it
+   (macro over sources of per-source accuracy).
+2. Leave-one-source-out: train on default examples + every dev source but one
+   (label = first acceptable route, as `import_examples` stores it), test on the
+   held-out source.  Simulates "trained on the dev file, tested on other sources".
+3. Timing: p50/p99 of `predict` for short prompts and ~4,000-token prompts, plus
+   artefact size and load time.
+
+The dev file is read at run time only; nothing from it is written anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from routing.classifier import (
+    IntentClassifier,
+    best_route,
+    load_default_examples,
+    train,
+)
+from routing.evaluation import load_labeled, score
+from routing.tokens import count_tokens
+
+DEFAULT_DEV = ROOT.parent / "shared" / "evaldata" / "routing_dev.jsonl"
+
+
+def route_all(clf: IntentClassifier, items: list[dict]) -> list[str]:
+    return [best_route(clf.predict(item["prompt"])) for item in items]
+
+
+def print_score(title: str, result: dict) -> None:
+    print(f"\n== {title}: macro {result['macro']:.3f}  overall {result['overall']:.3f}")
+    for src, s in result["per_source"].items():
+        conf = result["confusion"][src]
+        print(f"  {src:20s} {s['accuracy']:.3f}  ({s['correct']}/{s['n']})  predicted {conf}")
+
+
+def print_errors(preds: list[str], items: list[dict], limit: int) -> None:
+    wrong = [(p, it) for p, it in zip(preds, items) if p not in it["routes"]]
+    print(f"\n-- {len(wrong)} errors (showing {min(limit, len(wrong))}) --")
+    for p, it in wrong[:limit]:
+        text = it["prompt"].replace("\n", " ")[:110]
+        print(f"  [{it['source']}/{it['label']}] want {it['routes']} got {p}: {text}")
+
+
+def out_of_the_box(defaults: list[tuple[str, str]], items: list[dict], cv: bool, errors: int) -> IntentClassifier:
+    t0 = time.perf_counter()
+    clf, report = train(defaults, cross_validate=cv)
+    print(f"trained on {report.n_examples} default examples in {time.perf_counter() - t0:.1f}s; labels {report.labels}")
+    if cv:
+        print(f"5-fold CV label accuracy {report.cv_accuracy:.3f}")
+        for label, s in report.per_label.items():
+            print(f"  {label:20s} n={s['n']:4d} acc={s['accuracy']:.3f} route_acc={s['route_accuracy']:.3f}")
+    preds = route_all(clf, items)
+    result = score(preds, items)
+    print_score("out of the box (default examples only)", result)
+    for key, s in result["per_label"].items():
+        if s["accuracy"] < 1.0:
+            print(f"    {key:60s} {s['accuracy']:.2f} ({s['correct']}/{s['n']})")
+    if errors:
+        print_errors(preds, items, errors)
+    return clf
+
+
+def leave_one_source_out(defaults: list[tuple[str, str]], items: list[dict], errors: int) -> None:
+    sources = sorted({it["source"] for it in items})
+    accuracies = {}
+    for held in sources:
+        train_set = list(defaults) + [(it["prompt"], it["routes"][0]) for it in items if it["source"] != held]
+        test = [it for it in items if it["source"] == held]
+        clf, _ = train(train_set, cross_validate=False)
+        preds = route_all(clf, test)
+        result = score(preds, test)
+        accuracies[held] = result["macro"]
+        print(f"  held out {held:20s} {result['macro']:.3f}  predicted {result['confusion'][held]}")
+        if errors:
+            print_errors(preds, test, errors)
+    mean = sum(accuracies.values()) / len(accuracies)
+    print(f"== leave-one-source-out: mean {mean:.3f}  min {min(accuracies.values()):.3f}")
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def timing(clf: IntentClassifier, items: list[dict]) -> None:
+    rng = random.Random(0)
+    short = [it["prompt"] for it in items if len(it["prompt"]) < 300]
+    long_src = [it["prompt"] for it in items if len(it["prompt"]) > 20_000]
+    # ~4,000-token prompts: slices of the longest documents, with varied offsets so
+    # the per-token cache is not simply warm on one string.
+    longs = []
+    for _ in range(50):
+        doc = rng.choice(long_src)
+        start = rng.randrange(0, max(1, len(doc) - 17_000))
+        longs.append(doc[start : start + 17_000])
+    print(f"\n== timing (long prompts ~{statistics.mean(count_tokens(t) for t in longs[:10]):.0f} tokens)")
+    for name, texts in (("short", short), ("4k-token", longs)):
+        for t in texts[:20]:
+            clf.predict(t)  # warm-up
+        samples = []
+        for _ in range(3):
+            for t in texts:
+                t0 = time.perf_counter()
+                clf.predict(t)
+                samples.append((time.perf_counter() - t0) * 1000)
+        p50, p99 = _percentiles(samples)
+        print(f"  {name:9s} n={len(samples):5d}  p50 {p50:.3f} ms  p99 {p99:.3f} ms")
+    # Cold tokens: a fresh classifier instance has an empty per-token cache.
+    fresh = IntentClassifier.from_bytes(clf.to_bytes())
+    samples = []
+    for t in longs:
+        t0 = time.perf_counter()
+        fresh.predict(t)
+        samples.append((time.perf_counter() - t0) * 1000)
+    p50, p99 = _percentiles(samples)
+    print(f"  4k cold   n={len(samples):5d}  p50 {p50:.3f} ms  p99 {p99:.3f} ms (first sight of each token)")
+    blob = clf.to_bytes()
+    t0 = time.perf_counter()
+    IntentClassifier.from_bytes(blob)
+    print(f"  artefact {len(blob) / 1024:.0f} KiB, from_bytes {1000 * (time.perf_counter() - t0):.0f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dev", type=Path, default=DEFAULT_DEV)
+    parser.add_argument("--examples", type=Path, default=None, help="default examples directory")
+    parser.add_argument("--no-cv", action="store_true")
+    parser.add_argument("--no-loso", action="store_true")
+    parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--errors", type=int, default=0, help="print up to N misrouted prompts per run")
+    args = parser.parse_args()
+
+    items = load_labeled(args.dev)
+    defaults = load_default_examples(args.examples)
+    clf = out_of_the_box(defaults, items, not args.no_cv, args.errors)
+    if not args.no_loso:
+        print("\n== leave-one-source-out (defaults + 4 dev sources -> 5th)")
+        leave_one_source_out(defaults, items, args.errors)
+    if not args.no_timing:
+        timing(clf, items)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+def add_gateway_paths(result, generator, request, public):
+    return result

@@ -1,0 +1,291 @@
+"""The native API: POST /prompt and POST /route (async views on the hot path)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from functools import wraps
+from typing import Any, Literal
+
+import orjson
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from providers.adapters.base import UpstreamError
+from routing import execution, gateway
+from routing.decision import RouteRequest, RoutingError
+from routing.gateway import ClientError, GatewayCall
+
+Priority = Literal["cost", "speed", "quality"]
+
+
+class PromptMetadata(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    user_id: str | None = Field(default=None, max_length=200)
+    priority: Priority | None = None
+    model: str | None = Field(default=None, max_length=120, description="Force a model key or upstream model name.")
+    cache: bool = Field(default=True, description="Set false to bypass the response cache.")
+    deadline_s: float | None = Field(default=None, gt=0, le=600, description="Overall deadline for this request.")
+
+
+class PromptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prompt: str = Field(min_length=1)
+    metadata: PromptMetadata = Field(default_factory=PromptMetadata)
+    system: str | None = None
+    stream: bool = False
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+    @field_validator("prompt")
+    @classmethod
+    def prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("prompt must not be blank")
+        if len(value) > settings.NEUROROUTE["MAX_PROMPT_CHARS"]:
+            raise ValueError(f"prompt exceeds {settings.NEUROROUTE['MAX_PROMPT_CHARS']} characters")
+        return value
+
+
+class TokenUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class RouteOut(BaseModel):
+    model: str | None
+    reason: str
+    rule: str | None
+    fallback: str | None = None
+
+
+class PromptOut(BaseModel):
+    request_id: str
+    model_used: str = Field(description="Registry key of the model that answered.")
+    upstream_model: str
+    response: str
+    latency_ms: float
+    token_usage: TokenUsage
+    cost_usd: float
+    route: RouteOut
+    cached: bool
+
+
+class RouteDecisionOut(BaseModel):
+    route: RouteOut
+    explanation: dict[str, Any]
+
+
+def error_response(exc: ClientError | RoutingError | UpstreamError, status: int | None = None) -> HttpResponse:
+    status = status or getattr(exc, "status", None) or 500
+    body = {"error": {"message": exc.message, "code": getattr(exc, "code", None) or getattr(exc, "kind", "error"), "status": status}}
+    if getattr(exc, "param", None):
+        body["error"]["param"] = exc.param
+    return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+
+
+def json_response(data: dict[str, Any], status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(data), status=status, content_type="application/json")
+
+
+def validation_message(exc: ValidationError) -> tuple[str, str | None]:
+    first = exc.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or None
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    return (f"{location}: {message}" if location else message), location
+
+
+def parse_prompt(body: Any) -> PromptIn:
+    if not isinstance(body, dict):
+        raise ClientError("Body must be a JSON object")
+    try:
+        data = PromptIn.model_validate(body)
+    except ValidationError as exc:
+        message, param = validation_message(exc)
+        status = 413 if "exceeds" in message and param == "prompt" else 400
+        raise ClientError(message, status=status, param=param) from None
+    return data
+
+
+def build_call(endpoint: str, client, data: PromptIn) -> GatewayCall:
+    messages = [{"role": "user", "content": data.prompt}]
+    if data.system:
+        messages.insert(0, {"role": "system", "content": data.system})
+    metadata = data.metadata.model_dump(exclude_none=True)
+    params = {k: v for k, v in (("max_tokens", data.max_tokens), ("temperature", data.temperature)) if v is not None}
+    return GatewayCall(
+        endpoint=endpoint,
+        client=client,
+        route_request=RouteRequest(
+            messages=messages,
+            prompt_text=data.prompt,
+            requested_model=data.metadata.model,
+            priority=data.metadata.priority,
+            max_tokens=data.max_tokens,
+        ),
+        params=params,
+        metadata=metadata,
+        stream=data.stream,
+        use_cache=data.metadata.cache,
+        deadline_s=data.metadata.deadline_s,
+    )
+
+
+async def _parsed_call(request: HttpRequest, endpoint: str) -> GatewayCall:
+    """Authenticate and parse; on failure the error is logged and re-raised."""
+    client = None
+    body = None
+    try:
+        client = await gateway.authenticate(request)
+        body = gateway.parse_json(request)
+        return build_call(endpoint, client, parse_prompt(body))
+    except ClientError as exc:
+        gateway.log_failure(gateway.unrouted_call(endpoint, client, body), exc)
+        raise
+
+
+def post_only(view):
+    """Like require_POST, but the 405 says so in JSON."""
+
+    async def wrapper(request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            response = json_response(
+                {"error": {"message": f"Method {request.method} not allowed; use POST", "code": "method_not_allowed", "status": 405}},
+                status=405,
+            )
+            response["Allow"] = "POST"
+            return response
+        return await view(request)
+
+    return csrf_exempt(wraps(view)(wrapper))
+
+
+@post_only
+async def prompt_view(request: HttpRequest) -> HttpResponse:
+    try:
+        call = await _parsed_call(request, "prompt")
+    except ClientError as exc:
+        return error_response(exc)
+    if call.stream:
+        return await _stream_prompt(call)
+    try:
+        done = await gateway.complete(call)
+    except (RoutingError, UpstreamError) as exc:
+        return error_response(exc, gateway.log_failure(call, exc))
+    result = done.result
+    cost = done.model.cost(result.prompt_tokens, result.completion_tokens) if not done.cached else 0.0
+    gateway.log_call(
+        call,
+        status="ok",
+        http_status=200,
+        response=result.text,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        cached=done.cached,
+    )
+    return json_response(
+        {
+            "request_id": str(call.request_id),
+            "model_used": done.model.key,
+            "upstream_model": done.model.upstream_model,
+            "response": result.text,
+            "latency_ms": round(call.elapsed_ms(), 2),
+            "token_usage": {
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "total_tokens": result.prompt_tokens + result.completion_tokens,
+            },
+            "cost_usd": round(cost, 6),
+            "route": call.route_info(),
+            "cached": done.cached,
+        }
+    )
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+async def _stream_prompt(call: GatewayCall) -> HttpResponse:
+    try:
+        await gateway.prepare(call)
+    except RoutingError as exc:
+        return error_response(exc, gateway.log_failure(call, exc))
+    return StreamingHttpResponse(
+        prompt_events(call),
+        content_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Request-Id": str(call.request_id)},
+    )
+
+
+async def prompt_events(call: GatewayCall) -> AsyncIterator[bytes]:
+    """Native SSE: `route`, then `delta`s, then `done` (or `error`)."""
+    parts: list[str] = []
+    usage = {"prompt_tokens": 0, "completion_tokens": 0}
+    ttft: float | None = None
+    status, http_status, error = "ok", 200, ""
+    try:
+        yield sse("route", {"request_id": str(call.request_id), "route": call.route_info()})
+        async for delta in execution.stream(call.execution, call.chat_request):
+            if delta.prompt_tokens is not None:
+                usage["prompt_tokens"] = delta.prompt_tokens
+            if delta.completion_tokens is not None:
+                usage["completion_tokens"] = delta.completion_tokens
+            if delta.text:
+                if ttft is None:
+                    ttft = call.elapsed_ms()
+                parts.append(delta.text)
+                yield sse("delta", {"text": delta.text})
+        model = call.execution.model
+        yield sse(
+            "done",
+            {
+                "request_id": str(call.request_id),
+                "model_used": model.key,
+                "upstream_model": model.upstream_model,
+                "latency_ms": round(call.elapsed_ms(), 2),
+                "token_usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
+                "cost_usd": round(model.cost(usage["prompt_tokens"], usage["completion_tokens"]), 6),
+                "route": call.route_info(),
+                "cached": False,
+            },
+        )
+    except UpstreamError as exc:
+        status, http_status, error = "upstream_error", exc.client_status(), exc.message
+        yield sse("error", {"error": {"message": exc.message, "code": exc.kind, "status": http_status}})
+    except (asyncio.CancelledError, GeneratorExit):
+        status, http_status, error = "cancelled", 499, "client disconnected"
+        raise
+    finally:
+        gateway.log_call(
+            call,
+            status=status,
+            http_status=http_status,
+            response="".join(parts),
+            error=error,
+            ttft_ms=ttft,
+            **usage,
+        )
+
+
+@post_only
+async def route_view(request: HttpRequest) -> HttpResponse:
+    """Dry run: the routing decision with its explanation, no LLM call."""
+    started = time.perf_counter()
+    try:
+        client = await gateway.authenticate(request)
+        call = build_call("route", client, parse_prompt(gateway.parse_json(request)))
+        await gateway.prepare(call)
+    except (ClientError, RoutingError) as exc:
+        return error_response(exc)
+    explanation = call.decision.explain()
+    explanation["decision_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    return json_response({"route": call.route_info(), "explanation": explanation})

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class RoutingConfig(AppConfig):
+    name = "routing"
+    verbose_name = "Routing"
+
+    def ready(self) -> None:
+        from routing import signals  # noqa: F401  (connects config invalidation)

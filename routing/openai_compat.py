@@ -1,0 +1,649 @@
+"""OpenAI-compatible endpoints: POST /v1/chat/completions and GET /v1/models.
+
+Any OpenAI SDK works against NeuroRoute with only its base URL changed. The
+body is validated here, routed and executed by routing.gateway like the
+native API, and answered in OpenAI's own shapes, streamed or not.
+
+The stream plumbing (StreamTally, open_stream, Relay) is shared with the
+Anthropic-compatible endpoint: internally every answer is OpenAI-shaped
+StreamDeltas, and only the bytes written for them differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any, Literal, Protocol, TypeVar
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from providers.adapters.base import StreamDelta, UpstreamError
+from providers.models import ModelEntry
+from routing import execution, gateway
+from routing.decision import RouteRequest, RoutingError
+from routing.gateway import ClientError, GatewayCall
+from routing.tokens import count_message_tokens, count_tokens
+
+logger = logging.getLogger("neuroroute.compat")
+ENDPOINT = "chat.completions"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+# --------------------------------------------------------------------------- request
+
+
+class ImageURL(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    url: str = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ContentPart(BaseModel):
+    # Other part types (input_audio, file…) pass through to providers that know them.
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: str = Field(min_length=1)
+    text: str | None = None
+    image_url: ImageURL | None = None
+
+    @model_validator(mode="after")
+    def payload_present(self) -> ContentPart:
+        if self.type == "text" and self.text is None:
+            raise ValueError("a text part needs 'text'")
+        if self.type == "image_url" and self.image_url is None:
+            raise ValueError("an image_url part needs 'image_url'")
+        return self
+
+
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    name: str
+    arguments: str
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def consistent(self) -> ChatMessage:
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError(f"a {self.role} message needs 'content'")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs 'tool_call_id'")
+        return self
+
+
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    name: str = Field(min_length=1, max_length=128)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolDefinition(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    name: str = Field(min_length=1)
+
+
+class NamedToolChoice(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    type: Literal["function"]
+    function: FunctionName
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    include_usage: bool = False
+
+
+class ChatCompletionIn(BaseModel):
+    # OpenAI clients send many optional fields NeuroRoute does not use; they are
+    # ignored, but the fields it does use are checked strictly.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    model: str = Field(min_length=1, max_length=200)
+    messages: list[ChatMessage] = Field(min_length=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    stop: str | list[str] | None = None
+    tools: list[ToolDefinition] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int | None = None
+    user: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, str] | None = None
+
+    @field_validator("n")
+    @classmethod
+    def single_choice(cls, value: int | None) -> int | None:
+        if value is not None and value != 1:
+            raise ValueError("only n=1 is supported")
+        return value
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+def text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return " ".join(part.text for part in content or () if part.type == "text" and part.text)
+
+
+# --------------------------------------------------------------------------- parsing (shared)
+
+Model = TypeVar("Model", bound=BaseModel)
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|list|dict|none|literal|function-\w+)\b|[\[\]'A-Z]")
+
+
+def read_json(request: HttpRequest) -> Any:
+    try:
+        return gateway.parse_json(request)
+    except RequestDataTooBig:
+        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE before
+        # gateway.parse_json can measure it; it is still a 413, not a 400.
+        raise ClientError("Request body too large", status=413, code="payload_too_large") from None
+
+
+def param_path(loc: tuple[Any, ...]) -> str | None:
+    """`messages[0].role` from pydantic's location, without its union-member tags."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not _TYPE_TAG.search(part):
+            path += f".{part}" if path else part
+    return path or None
+
+
+def validate(schema: type[Model], body: Any) -> Model:
+    if not isinstance(body, dict):
+        raise ClientError("Body must be a JSON object")
+    try:
+        return schema.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = param_path(first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise ClientError(f"{param}: {message}" if param else message, param=param) from None
+
+
+def not_allowed(request: HttpRequest, method: str) -> None:
+    if request.method != method:
+        raise ClientError(f"Method {request.method} not allowed; use {method}", status=405, code="method_not_allowed")
+
+
+def unknown_model_as_404(exc: Exception) -> Exception:
+    """The router calls an unknown model a bad request; both SDKs expect a 404."""
+    if isinstance(exc, RoutingError) and exc.code == "unknown_model":
+        return ClientError(exc.message, status=404, code="model_not_found", param="model")
+    return exc
+
+
+def route_headers(call: GatewayCall) -> dict[str, str]:
+    route = call.route_info()
+    reason = route.get("fallback") or route.get("reason") or ""
+    return {
+        "x-neuroroute-model": route.get("model") or "",
+        "x-neuroroute-route-reason": " ".join(reason.split())[:300],
+        "x-request-id": str(call.request_id),
+    }
+
+
+def tool_call_summary(tool_calls: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"[tool call] {(call.get('function') or {}).get('name', '')}({(call.get('function') or {}).get('arguments', '')})"
+        for call in tool_calls
+    )
+
+
+def logged_response(text: str, tool_calls: list[dict[str, Any]]) -> str:
+    """The answer as the request log shows it: the text, then any tool calls."""
+    summary = tool_call_summary(tool_calls)
+    return f"{text}\n{summary}" if text and summary else text or summary
+
+
+# --------------------------------------------------------------------------- streaming (shared)
+
+
+class StreamTally:
+    """Everything a stream has delivered so far: its one log row is built from this."""
+
+    def __init__(self, call: GatewayCall) -> None:
+        self.call = call
+        self.parts: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.finish_reason: str | None = None
+        self.ttft_ms: float | None = None
+
+    def add(self, delta: StreamDelta) -> None:
+        if delta.text:
+            self.parts.append(delta.text)
+        for fragment in delta.tool_calls or ():
+            call = self.tool_calls.setdefault(
+                fragment.get("index", 0), {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+            call["id"] = fragment.get("id") or call["id"]
+            function = fragment.get("function") or {}
+            call["function"]["name"] += function.get("name") or ""
+            call["function"]["arguments"] += function.get("arguments") or ""
+        if delta.prompt_tokens is not None:
+            self.prompt_tokens = delta.prompt_tokens
+        if delta.completion_tokens is not None:
+            self.completion_tokens = delta.completion_tokens
+        if delta.finish_reason:
+            self.finish_reason = delta.finish_reason
+        if (delta.text or delta.tool_calls) and self.ttft_ms is None:
+            self.ttft_ms = self.call.elapsed_ms()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def calls(self) -> list[dict[str, Any]]:
+        return [self.tool_calls[index] for index in sorted(self.tool_calls)]
+
+    def usage(self) -> tuple[int, int]:
+        """Upstream's counts when it sent them (it does not when cut short), else our own."""
+        prompt = self.prompt_tokens
+        if prompt is None:
+            prompt = count_message_tokens(self.call.route_request.messages)
+        completion = self.completion_tokens
+        if completion is None:
+            completion = count_tokens(self.text + "".join(c["function"]["arguments"] for c in self.calls()))
+        return prompt, completion
+
+    def log(self, *, status: str, http_status: int, error: str = "") -> None:
+        prompt_tokens, completion_tokens = self.usage()
+        gateway.log_call(
+            self.call,
+            status=status,
+            http_status=http_status,
+            response=logged_response(self.text, self.calls()),
+            error=error,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            ttft_ms=self.ttft_ms,
+        )
+
+
+async def open_stream(call: GatewayCall) -> tuple[AsyncIterator[StreamDelta], StreamDelta | None]:
+    """Route the call and start its upstream stream, up to the first delta.
+
+    Until that delta the client has received nothing, so a failure (after
+    execution's retries and fallbacks) still gets a real HTTP error status
+    rather than an error event inside a 200 stream. Raises RoutingError or
+    UpstreamError; a client that leaves meanwhile is logged as cancelled.
+    """
+    try:
+        await gateway.prepare(call)
+        deltas = execution.stream(call.execution, call.chat_request)
+        try:
+            first = await anext(deltas)
+        except StopAsyncIteration:
+            first = None
+        return deltas, first
+    except asyncio.CancelledError:
+        gateway.log_call(call, status="cancelled", http_status=499, error="client disconnected before the first token")
+        raise
+
+
+class StreamWriter(Protocol):
+    """Turns StreamDeltas into one protocol's bytes."""
+
+    def start(self, tally: StreamTally) -> bytes: ...
+
+    def delta(self, delta: StreamDelta) -> bytes: ...
+
+    def finish(self, tally: StreamTally) -> bytes: ...
+
+    def error(self, status: int, message: str, code: str) -> bytes: ...
+
+
+# Tasks closing abandoned streams: the loop keeps only weak references to tasks.
+_closing: set[asyncio.Task] = set()
+
+
+class Relay:
+    """A streamed answer: upstream deltas out as protocol bytes, logged exactly once.
+
+    The body's `finally` writes the log row however the stream ends: done,
+    upstream failure, or the client leaving (Django cancels the task, or
+    closes the body). Django calls close() once the response is over, which
+    also covers a client gone before the body was ever iterated.
+    """
+
+    def __init__(self, call: GatewayCall, deltas: AsyncIterator[StreamDelta], first: StreamDelta | None, writer: StreamWriter) -> None:
+        self.call, self.deltas, self.first, self.writer = call, deltas, first, writer
+        self.tally = StreamTally(call)
+        self.logged = False
+        self.finished = False
+        self.started = False
+        self.loop = asyncio.get_running_loop()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self.started = True
+        self.body = self._body()
+        return self.body
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        status, http_status, error = "ok", 200, ""
+        try:
+            if self.first is not None:
+                self.tally.add(self.first)
+            yield self.writer.start(self.tally)
+            if self.first is not None and (chunk := self.writer.delta(self.first)):
+                yield chunk
+            async for delta in self.deltas:
+                self.tally.add(delta)
+                if chunk := self.writer.delta(delta):
+                    yield chunk
+            yield self.writer.finish(self.tally)
+        except UpstreamError as exc:
+            status, http_status, error = "upstream_error", exc.client_status(), exc.message
+            yield self.writer.error(http_status, exc.message, exc.kind)
+        except (asyncio.CancelledError, GeneratorExit):
+            status, http_status, error = "cancelled", 499, "client disconnected"
+            raise
+        except Exception as exc:
+            logger.exception("stream failed", extra={"request_id": str(self.call.request_id)})
+            status, http_status, error = "error", 500, f"{type(exc).__name__}: {exc}"
+            yield self.writer.error(500, "Internal error", "internal_error")
+        finally:
+            self.finished = True
+            self._log(status=status, http_status=http_status, error=error)
+            await self.deltas.aclose()
+
+    def _log(self, *, status: str, http_status: int, error: str) -> None:
+        if not self.logged:
+            self.logged = True
+            self.tally.log(status=status, http_status=http_status, error=error)
+
+    def close(self) -> None:
+        """Called by Django (from a worker thread) when the response is done with."""
+        if self.finished:
+            return
+        if not self.logged:
+            self._log(status="cancelled", http_status=499, error="client disconnected")
+        aclose = self.body.aclose() if self.started else self.deltas.aclose()
+        try:
+            self.loop.call_soon_threadsafe(self._close_soon, aclose)
+        except RuntimeError:  # the loop is gone: so is the upstream connection
+            aclose.close()
+
+    def _close_soon(self, aclose) -> None:
+        task = self.loop.create_task(aclose)
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+def sse_response(relay: Relay, headers: dict[str, str]) -> StreamingHttpResponse:
+    return StreamingHttpResponse(relay, content_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+
+
+# --------------------------------------------------------------------------- answers
+
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_body(status: int, message: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+    if status == 401:
+        code = "invalid_api_key"
+    etype = ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": etype, "param": param, "code": code}}
+
+
+def error_response(exc: Exception, status: int) -> HttpResponse:
+    code = getattr(exc, "code", None) or getattr(exc, "kind", None)
+    message = getattr(exc, "message", None) or "Internal error"
+    response = HttpResponse(
+        orjson.dumps(error_body(status, message, code, getattr(exc, "param", None))),
+        status=status,
+        content_type="application/json",
+    )
+    if getattr(exc, "retry_after", None) is not None:
+        response["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if status == 405:
+        response["Allow"] = "GET" if "GET" in message else "POST"
+    return response
+
+
+def failed(call: GatewayCall, exc: Exception, respond=error_response) -> HttpResponse:
+    """Log the failure (the call's one row) and answer in the endpoint's error shape."""
+    exc = unknown_model_as_404(exc)
+    if not isinstance(exc, (ClientError, RoutingError, UpstreamError)):
+        logger.exception("request failed", extra={"request_id": str(call.request_id)}, exc_info=exc)
+    return respond(exc, gateway.log_failure(call, exc))
+
+
+def usage_body(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+
+
+class ChunkWriter:
+    """OpenAI's `chat.completion.chunk` SSE lines, then `data: [DONE]`."""
+
+    def __init__(self, call: GatewayCall, include_usage: bool) -> None:
+        self.include_usage = include_usage
+        self.head = {
+            "id": f"chatcmpl-{call.request_id.hex}",
+            "object": "chat.completion.chunk",
+            "created": int(call.created_at.timestamp()),
+            "model": call.execution.model.upstream_model,
+            "system_fingerprint": None,
+        }
+        self.role_sent = False
+
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        body = {**self.head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+        if self.include_usage:
+            body["usage"] = None  # as OpenAI does: every chunk but the last has usage null
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    def start(self, tally: StreamTally) -> bytes:
+        return b""
+
+    def delta(self, delta: StreamDelta) -> bytes:
+        if not (delta.text or delta.tool_calls):
+            return b""
+        out = b""
+        body: dict[str, Any] = {}
+        if delta.text:
+            body["content"] = delta.text
+        if delta.tool_calls:
+            body["tool_calls"] = delta.tool_calls
+        if not self.role_sent:
+            self.role_sent = True
+            if delta.text:
+                out += self.chunk({"role": "assistant", "content": "", "refusal": None})
+            else:  # a tool call opens the answer: the role rides on it, content null
+                body = {"role": "assistant", "content": None, "refusal": None, **body}
+        return out + self.chunk(body)
+
+    def finish(self, tally: StreamTally) -> bytes:
+        out = b"" if self.role_sent else self.chunk({"role": "assistant", "content": "", "refusal": None})
+        out += self.chunk({}, tally.finish_reason or "stop")
+        if self.include_usage:
+            usage = {**self.head, "choices": [], "usage": usage_body(*tally.usage())}
+            out += b"data: " + orjson.dumps(usage) + b"\n\n"
+        return out + b"data: [DONE]\n\n"
+
+    def error(self, status: int, message: str, code: str) -> bytes:
+        # The OpenAI SDKs raise APIError on a data line carrying "error".
+        return b"data: " + orjson.dumps(error_body(status, message, code)) + b"\n\n"
+
+
+def build_call(client, data: ChatCompletionIn, request: HttpRequest) -> GatewayCall:
+    messages = [message.model_dump(exclude_none=True) for message in data.messages]
+    prompt_text = next((text_of(m.content) for m in reversed(data.messages) if m.role == "user"), "")
+    needs = set()
+    if any(isinstance(m.content, list) and any(p.type == "image_url" for p in m.content) for m in data.messages):
+        needs.add("vision")
+    if data.tools:
+        needs.add("tools")
+    max_tokens = data.max_completion_tokens or data.max_tokens
+    params: dict[str, Any] = {
+        "max_tokens": max_tokens,
+        "temperature": data.temperature,
+        "top_p": data.top_p,
+        "stop": [data.stop] if isinstance(data.stop, str) else data.stop,
+        "tools": [tool.model_dump(exclude_none=True) for tool in data.tools] if data.tools else None,
+        "tool_choice": data.tool_choice.model_dump() if isinstance(data.tool_choice, BaseModel) else data.tool_choice,
+    }
+    metadata: dict[str, Any] = dict(data.metadata or {})
+    if data.user:
+        metadata["user_id"] = data.user
+    return GatewayCall(
+        endpoint=ENDPOINT,
+        client=client,
+        route_request=RouteRequest(
+            messages=messages,
+            prompt_text=prompt_text,
+            requested_model=data.model,
+            max_tokens=max_tokens,
+            needs=frozenset(needs),
+        ),
+        params={name: value for name, value in params.items() if value is not None},
+        metadata=metadata,
+        stream=data.stream,
+        use_cache=wants_cache(request),
+    )
+
+
+def wants_cache(request: HttpRequest) -> bool:
+    """`Cache-Control: no-cache` (or no-store) asks for a fresh answer."""
+    directives = request.headers.get("Cache-Control", "").lower()
+    return "no-cache" not in directives and "no-store" not in directives
+
+
+def completion_body(call: GatewayCall, done: gateway.Completed) -> dict[str, Any]:
+    result = done.result
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": result.text if result.text or not result.tool_calls else None,
+        "refusal": None,
+    }
+    if result.tool_calls:
+        message["tool_calls"] = result.tool_calls
+    return {
+        "id": f"chatcmpl-{call.request_id.hex}",
+        "object": "chat.completion",
+        "created": int(call.created_at.timestamp()),
+        "model": done.model.upstream_model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}],
+        "usage": usage_body(result.prompt_tokens, result.completion_tokens),
+        "system_fingerprint": None,
+    }
+
+
+@csrf_exempt
+async def chat_completions_view(request: HttpRequest) -> HttpResponse:
+    client = body = None
+    try:
+        not_allowed(request, "POST")
+        client = await gateway.authenticate(request)
+        body = read_json(request)
+        data = validate(ChatCompletionIn, body)
+    except ClientError as exc:
+        return failed(gateway.unrouted_call(ENDPOINT, client, body), exc)
+    call = build_call(client, data, request)
+    if data.stream:
+        try:
+            deltas, first = await open_stream(call)
+        except (RoutingError, UpstreamError) as exc:
+            return failed(call, exc)
+        relay = Relay(call, deltas, first, ChunkWriter(call, data.include_usage))
+        return sse_response(relay, route_headers(call))
+    try:
+        done = await gateway.complete(call)
+    except asyncio.CancelledError:
+        gateway.log_call(call, status="cancelled", http_status=499, error="client disconnected")
+        raise
+    except Exception as exc:
+        return failed(call, exc)
+    result = done.result
+    gateway.log_call(
+        call,
+        status="ok",
+        http_status=200,
+        response=logged_response(result.text, result.tool_calls),
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        cached=done.cached,
+    )
+    return HttpResponse(
+        orjson.dumps(completion_body(call, done)),
+        content_type="application/json",
+        headers=route_headers(call),
+    )
+
+
+@csrf_exempt
+async def models_view(request: HttpRequest) -> HttpResponse:
+    """`auto` first, then every enabled registry entry, in OpenAI's list shape."""
+    try:
+        not_allowed(request, "GET")
+        await gateway.authenticate(request)
+    except ClientError as exc:
+        return error_response(exc, exc.status)
+    entries = await sync_to_async(_usable_models, thread_sensitive=False)()
+    created = min((created for _, created, _ in entries), default=0)
+    data = [{"id": "auto", "object": "model", "created": created, "owned_by": "neuroroute"}]
+    data += [{"id": key, "object": "model", "created": created, "owned_by": owner} for key, created, owner in entries]
+    return HttpResponse(orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+
+def _usable_models() -> list[tuple[str, int, str]]:
+    rows = ModelEntry.objects.usable().order_by("key").values_list("key", "created_at", "provider__name")
+    return [(key, int(created.timestamp()), provider) for key, created, provider in rows]
