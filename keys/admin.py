@@ -100,9 +100,15 @@ class ProviderAPIKeyAdmin(admin.ModelAdmin):
             obj.pk = created.pk
             obj.refresh_from_db()
             return
+        update_fields: list[str] | None = None
         if new_key:
             obj.key = new_key
             obj.last_used_at = None  # "last used" described the old secret
+        elif change:
+            # Leave the stored ciphertext alone: re-saving would re-encrypt
+            # whatever was decrypted, which under a wrong FIELD_ENCRYPTION_KEY
+            # is the ciphertext itself.
+            update_fields = ["label", "is_active", "updated_at"]
         with transaction.atomic():
             if obj.is_active:
                 # Same lock as api_key_set, so a concurrent replacement queues
@@ -111,7 +117,7 @@ class ProviderAPIKeyAdmin(admin.ModelAdmin):
                 ProviderAPIKey.objects.filter(provider_id=obj.provider_id, is_active=True).exclude(
                     pk=obj.pk
                 ).update(is_active=False)
-            obj.save()
+            obj.save(update_fields=update_fields)
 
     @admin.action(description="Deactivate selected keys")
     def deactivate(self, request: HttpRequest, queryset: QuerySet[ProviderAPIKey]) -> None:

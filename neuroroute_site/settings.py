@@ -234,6 +234,8 @@ SPECTACULAR_SETTINGS = {
         "neuroroute_site.openapi.add_gateway_paths",
     ],
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1 is JSON Schema proper, which the pydantic-described gateway endpoints use.
+    "OAS_VERSION": "3.1.0",
 }
 
 # Celery: eager (in-process) unless a broker is configured.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -22,7 +23,14 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from providers.adapters.base import StreamDelta, UpstreamError
 from providers.models import ModelEntry
@@ -350,20 +358,22 @@ class Relay:
 
     The body's `finally` writes the log row however the stream ends: done,
     upstream failure, or the client leaving (Django cancels the task, or
-    closes the body). Django calls close() once the response is over, which
-    also covers a client gone before the body was ever iterated.
+    closes the body). Django calls close() once the response is over; that
+    covers a body left suspended, or never iterated, by a client that left.
     """
 
-    def __init__(self, call: GatewayCall, deltas: AsyncIterator[StreamDelta], first: StreamDelta | None, writer: StreamWriter) -> None:
+    def __init__(
+        self, call: GatewayCall, deltas: AsyncIterator[StreamDelta], first: StreamDelta | None, writer: StreamWriter
+    ) -> None:
         self.call, self.deltas, self.first, self.writer = call, deltas, first, writer
         self.tally = StreamTally(call)
-        self.logged = False
+        self.body: AsyncIterator[bytes] | None = None
         self.finished = False
-        self.started = False
-        self.loop = asyncio.get_running_loop()
+        self._logged = False
+        self._log_lock = threading.Lock()  # close() runs on a worker thread
+        self._loop = asyncio.get_running_loop()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        self.started = True
         self.body = self._body()
         return self.body
 
@@ -392,28 +402,34 @@ class Relay:
             yield self.writer.error(500, "Internal error", "internal_error")
         finally:
             self.finished = True
-            self._log(status=status, http_status=http_status, error=error)
+            self.log_once(status=status, http_status=http_status, error=error)
             await self.deltas.aclose()
 
-    def _log(self, *, status: str, http_status: int, error: str) -> None:
-        if not self.logged:
-            self.logged = True
-            self.tally.log(status=status, http_status=http_status, error=error)
+    def log_once(self, *, status: str, http_status: int, error: str = "") -> None:
+        with self._log_lock:
+            if self._logged:
+                return
+            self._logged = True
+        self.tally.log(status=status, http_status=http_status, error=error)
 
     def close(self) -> None:
-        """Called by Django (from a worker thread) when the response is done with."""
+        """Called by Django, from a worker thread, when the response is done with."""
         if self.finished:
             return
-        if not self.logged:
-            self._log(status="cancelled", http_status=499, error="client disconnected")
-        aclose = self.body.aclose() if self.started else self.deltas.aclose()
+        self.log_once(status="cancelled", http_status=499, error="client disconnected")
+        abandon = self._abandon()
         try:
-            self.loop.call_soon_threadsafe(self._close_soon, aclose)
-        except RuntimeError:  # the loop is gone: so is the upstream connection
-            aclose.close()
+            self._loop.call_soon_threadsafe(self._start_task, abandon)
+        except RuntimeError:  # the loop is closed, and the upstream connection with it
+            abandon.close()
 
-    def _close_soon(self, aclose) -> None:
-        task = self.loop.create_task(aclose)
+    async def _abandon(self) -> None:
+        if self.body is not None:
+            await self.body.aclose()
+        await self.deltas.aclose()  # closes the upstream response
+
+    def _start_task(self, coroutine) -> None:
+        task = self._loop.create_task(coroutine)
         _closing.add(task)
         task.add_done_callback(_closing.discard)
 
@@ -462,8 +478,6 @@ def error_response(exc: Exception, status: int) -> HttpResponse:
 def failed(call: GatewayCall, exc: Exception, respond=error_response) -> HttpResponse:
     """Log the failure (the call's one row) and answer in the endpoint's error shape."""
     exc = unknown_model_as_404(exc)
-    if not isinstance(exc, (ClientError, RoutingError, UpstreamError)):
-        logger.exception("request failed", extra={"request_id": str(call.request_id)}, exc_info=exc)
     return respond(exc, gateway.log_failure(call, exc))
 
 
@@ -610,7 +624,10 @@ async def chat_completions_view(request: HttpRequest) -> HttpResponse:
     except asyncio.CancelledError:
         gateway.log_call(call, status="cancelled", http_status=499, error="client disconnected")
         raise
+    except (RoutingError, UpstreamError) as exc:
+        return failed(call, exc)
     except Exception as exc:
+        logger.exception("chat completion failed", extra={"request_id": str(call.request_id)})
         return failed(call, exc)
     result = done.result
     gateway.log_call(

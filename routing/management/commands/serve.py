@@ -80,7 +80,7 @@ class Command(BaseCommand):
 
         if not ClassifierVersion.objects.filter(is_active=True).exists():
             self.stdout.write("Training the default intent classifier (first run only)…")
-            call_command("train_classifier", verbosity=0)
+            call_command("train_classifier", no_cv=True, verbosity=0)
 
     def ensure_admin(self) -> None:
         User = get_user_model()
