@@ -37,6 +37,18 @@ async def application(scope, receive, send):
     await http_application(scope, receive, send)
 
 
+async def _warm_up() -> None:
+    """Load what the first request would otherwise wait for."""
+    from asgiref.sync import sync_to_async
+
+    import anthropic  # noqa: F401  (SDK import costs ~0.5 s)
+    from routing.gateway_config import config_store
+    from routing.tokens import count_tokens
+
+    await config_store.get()
+    await sync_to_async(count_tokens, thread_sensitive=False)("warm up the tokenizer")
+
+
 async def _lifespan(receive, send) -> None:
     from asgiref.sync import sync_to_async
 
@@ -46,6 +58,7 @@ async def _lifespan(receive, send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            await _warm_up()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await close_transports()

@@ -8,4 +8,4 @@ class RoutingConfig(AppConfig):
     verbose_name = "Routing"
 
     def ready(self) -> None:
-        from routing import signals  # noqa: F401  (connects config invalidation)
+        from routing import checks, signals  # noqa: F401  (registers checks, connects invalidation)

@@ -116,6 +116,10 @@ def error_from_sdk(exc: BaseException) -> UpstreamError:
             if isinstance(detail, dict) and detail.get("message"):
                 message = str(detail["message"])
         return error_for_status(exc.status_code, message, exc.response.headers)
+    # The aiohttp transport reports refused and reset connections as connect
+    # timeouts; either way the request never reached the model.
+    if isinstance(exc.__cause__, httpx2.ConnectTimeout) or isinstance(exc, httpx2.ConnectTimeout):
+        return UpstreamError(f"could not connect to upstream: {exc.__cause__ or exc}"[:300], retryable=True, kind="connect")
     if isinstance(exc, timeout_errors):
         return UpstreamError("upstream timed out", retryable=True, kind="timeout")
     if isinstance(exc, connect_errors):

@@ -60,7 +60,7 @@ class Command(BaseCommand):
             f"  admin:      http://{host}:{port}/admin/   (history: /history/, API docs: /api/docs/)\n"
             f"  client token: {token}\n"
             f"  try it:     curl -s http://{host}:{port}/prompt -H 'Authorization: Bearer {token}' "
-            f"-H 'Content-Type: application/json' -d '{{\"prompt\": \"Summarize the plot of Hamlet\"}}'\n{BANNER}\n"
+            f"-H 'Content-Type: application/json' -d '{{\"prompt\": \"Compare quicksort and merge sort for large datasets\"}}'\n{BANNER}\n"
         )
         self.stdout.flush()
         gunicorn = [sys.executable, "-m", "gunicorn", "-c", "neuroroute_site/gunicorn_conf.py", "neuroroute_site.asgi:application"]
