@@ -39,9 +39,9 @@ async def application(scope, receive, send):
 
 async def _warm_up() -> None:
     """Load what the first request would otherwise wait for."""
+    import anthropic  # noqa: F401  (SDK import costs ~0.5 s)
     from asgiref.sync import sync_to_async
 
-    import anthropic  # noqa: F401  (SDK import costs ~0.5 s)
     from routing.gateway_config import config_store
     from routing.tokens import count_tokens
 

@@ -29,6 +29,7 @@ def start(**overrides: str | None) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
 
 
