@@ -168,6 +168,7 @@ def load_config() -> GatewayConfig:
             classifier = IntentClassifier.from_bytes(bytes(version.artefact))
         except ValueError:
             logger.exception("active classifier could not be loaded", extra={"version": version.pk})
+    _seed_latency(models)
     return GatewayConfig(
         revision=revision,
         models=models,
@@ -175,6 +176,22 @@ def load_config() -> GatewayConfig:
         classifier=classifier,
         classifier_version=version.pk if classifier is not None else None,
     )
+
+
+def _seed_latency(models: dict[str, ModelInfo]) -> None:
+    """Start the `speed` priority from recent logs rather than from nothing."""
+    from routing.latency import WINDOW, latency_stats
+    from routing.models import RequestLog
+
+    for key in models:
+        if latency_stats.has_samples(key):
+            continue
+        recent = (
+            RequestLog.objects.filter(model_key=key, status=RequestLog.Status.OK, cache_hit=False, stream=False)
+            .order_by("-created_at")
+            .values_list("latency_ms", flat=True)[:WINDOW]
+        )
+        latency_stats.seed(key, list(recent)[::-1])
 
 
 class ConfigStore:

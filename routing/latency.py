@@ -28,11 +28,18 @@ class LatencyStats:
         samples.extend(latencies[-WINDOW:])
         self._p50.pop(model_key, None)
 
+    def has_samples(self, model_key: str) -> bool:
+        return bool(self._samples.get(model_key))
+
     def p50(self, model_key: str) -> float:
         if model_key not in self._p50:
             samples = self._samples.get(model_key)
             self._p50[model_key] = median(samples) if samples else UNKNOWN
         return self._p50[model_key]
+
+    def clear(self) -> None:
+        self._samples.clear()
+        self._p50.clear()
 
     def snapshot(self) -> dict[str, float]:
         return {key: self.p50(key) for key in self._samples}

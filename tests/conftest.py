@@ -27,6 +27,22 @@ def _point_providers_at_fake(fake_upstream, settings):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_gateway_state():
+    """Each test starts from the database's configuration, not a previous test's."""
+    from routing.breaker import breaker
+    from routing.gateway_config import config_store
+    from routing.latency import latency_stats
+    from routing.response_cache import response_cache
+
+    config_store.invalidate()
+    latency_stats.clear()
+    breaker.reset()
+    response_cache.reset()
+    yield
+    config_store.invalidate()
+
+
 @pytest.fixture
 def user_token(db):
     from keys.models import ClientToken
@@ -67,3 +83,82 @@ def staff_user(db):
 
     return User.objects.create_user("operator", "ops@example.com", "correct horse battery", is_staff=True, is_superuser=True)
 
+
+
+# --- The gateway served live (uvicorn in a thread), for tests with real SDK clients.
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, django_db_blocker, fake_upstream):
+    """neuroroute_site.asgi:application on a free port for the whole run."""
+    from tests.live_server import LiveServer
+
+    server = LiveServer()
+    with django_db_blocker.unblock():  # lifespan startup warms the config from the database
+        server.start()
+    yield server
+    with django_db_blocker.unblock():  # lifespan shutdown flushes queued log rows
+        server.stop()
+
+
+@pytest.fixture
+def live_server_url(asgi_server, fake_upstream, transactional_db, django_db_serialized_rollback):
+    """Base URL of the live gateway, its per-process state reset for this test.
+
+    The server thread reads rows only once they are committed, so tests using
+    it are transactional; serialized rollback restores the seeded registry
+    that the previous transactional test's flush removed. Mark such tests
+    `@pytest.mark.django_db(transaction=True, serialized_rollback=True)`.
+    """
+    import httpx
+
+    from providers.models import ModelEntry
+    from routing.breaker import breaker
+    from routing.gateway_config import config_store
+    from routing.logwriter import request_log_writer
+    from routing.models import RequestLog
+    from routing.response_cache import response_cache
+
+    if not ModelEntry.objects.exists():
+        pytest.fail("The model registry is empty: mark the test django_db(transaction=True, serialized_rollback=True)")
+    request_log_writer.flush()
+    RequestLog.objects.all().delete()
+    config_store.invalidate()
+    response_cache.reset()
+    breaker.reset()
+    httpx.delete(f"{fake_upstream.url}/_control/faults").raise_for_status()
+    httpx.post(f"{fake_upstream.url}/_control/reset").raise_for_status()
+    yield asgi_server.url
+    httpx.delete(f"{fake_upstream.url}/_control/faults").raise_for_status()
+    request_log_writer.flush()  # before the database is flushed, not after
+
+
+@pytest.fixture
+def request_logs():
+    """`request_logs(n)`: the RequestLog rows once n exist (rows are written in batches, off-thread)."""
+    import time
+
+    from routing.logwriter import request_log_writer
+    from routing.models import RequestLog
+
+    def wait_for(count: int = 1, timeout: float = 5.0) -> list:
+        deadline = time.monotonic() + timeout
+        while True:
+            request_log_writer.flush()
+            rows = list(RequestLog.objects.order_by("created_at", "id"))
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
+    return wait_for
+
+
+@pytest.fixture
+def upstream_faults(fake_upstream):
+    """`upstream_faults({"mode": "status", "status": 400}, ...)` queues faults on the fake upstream."""
+    import httpx
+
+    def add(*faults: dict) -> None:
+        httpx.post(f"{fake_upstream.url}/_control/faults", json={"faults": list(faults)}).raise_for_status()
+
+    return add
