@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from keys.permissions import IsClient
 from keys.resolution import resolve_api_key
 from providers.models import ModelEntry, Provider
+from routing.breaker import breaker
 
 
 class ModelsQuery(serializers.Serializer):
@@ -106,6 +107,7 @@ class HealthOutput(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "degraded", "unhealthy"])
     checks = ChecksOutput()
     fake_upstream = serializers.BooleanField(help_text="Every provider is served by the bundled fake upstream.")
+    circuits = serializers.DictField(help_text="Circuit-breaker state per provider (closed, open, half_open).")
 
 
 def _timed(check: Callable[[], bool]) -> dict:
@@ -183,6 +185,7 @@ class HealthApi(APIView):
             "status": health,
             "checks": checks,
             "fake_upstream": bool(settings.NEUROROUTE["FAKE_UPSTREAM_URL"]),
+            "circuits": breaker.status(),
         }
         code = status.HTTP_503_SERVICE_UNAVAILABLE if health == "unhealthy" else status.HTTP_200_OK
         return Response(body, status=code)

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import uuid
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
+from django.db import transaction
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import Truncator
+from django.views.decorators.http import require_POST
 
+from keys.models import ClientToken
 from providers.models import ModelEntry
+from routing import services
+from routing.decision import Decision, RouteRequest, RoutingError
+from routing.gateway_config import GatewayConfig, config_store
 from routing.history import recent_endpoints
 from routing.models import (
     ClassifierVersion,
@@ -26,6 +36,8 @@ from routing.models import (
     RoutingExample,
     RoutingRule,
 )
+from routing.router import route
+from routing.tasks import train_classifier
 
 
 def pretty_json_block(value: Any) -> str:
@@ -45,6 +57,49 @@ def text_block(value: str) -> str:
         'overflow: auto; margin: 0">{}</pre>',
         value,
     )
+
+
+# ---- Try a prompt --------------------------------------------------------------
+
+
+class TryPromptForm(forms.Form):
+    """One prompt through the real router, exactly as the gateway would route it (no LLM call)."""
+
+    prompt = forms.CharField(
+        strip=False, widget=forms.Textarea(attrs={"rows": 6, "cols": 80, "class": "vLargeTextField"})
+    )
+    priority = forms.ChoiceField(
+        choices=ClientToken.Priority.choices,
+        required=False,
+        help_text="What the client asks to favour among models that score about as well.",
+    )
+    model = forms.CharField(
+        label="Forced model",
+        required=False,
+        max_length=120,
+        help_text="A model key or upstream model name, as a client would send it; blank routes.",
+        widget=forms.TextInput(attrs={"list": "try-prompt-models"}),
+    )
+
+    def route(self, config: GatewayConfig) -> Decision:
+        """Raises RoutingError when the gateway would refuse the request."""
+        prompt = self.cleaned_data["prompt"]
+        request = RouteRequest(
+            messages=[{"role": "user", "content": prompt}],
+            prompt_text=prompt,
+            requested_model=self.cleaned_data["model"].strip() or None,
+            priority=self.cleaned_data["priority"] or None,
+        )
+        return route(request, config)
+
+
+def try_prompt_context(request: HttpRequest) -> dict[str, Any]:
+    """What the changelists need to show the compact try-a-prompt form."""
+    return {
+        "try_prompt_form": TryPromptForm(),
+        "try_prompt_url": reverse("admin:routing_routingrule_try"),
+        "model_keys": sorted(config_store.get_sync().models),
+    }
 
 
 # ---- Routing rules -------------------------------------------------------------
@@ -100,6 +155,45 @@ class RoutingRuleAdmin(admin.ModelAdmin):
     )
     actions = ("enable", "disable")
 
+    def get_urls(self) -> list[URLPattern]:
+        urls = [
+            path(
+                "try/",
+                self.admin_site.admin_view(self.try_prompt_view),
+                name="routing_routingrule_try",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(request, {**try_prompt_context(request), **(extra_context or {})})
+
+    def try_prompt_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        config = config_store.get_sync()
+        explanation = None
+        form = TryPromptForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                explanation = form.route(config).explain()
+            except RoutingError as exc:
+                self.message_user(request, f"Not routable: {exc.message}", level=messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Try a prompt",
+            "form": form,
+            "model_keys": sorted(config.models),
+            "explanation": explanation,
+            "explanation_json": json.dumps(explanation, indent=2, ensure_ascii=False, default=str)
+            if explanation
+            else "",
+        }
+        return TemplateResponse(request, "admin/routing/try_prompt.html", context)
+
     @admin.display(description="phrases")
     def phrase_list(self, obj: RoutingRule) -> str:
         return ", ".join(obj.phrases) or "—"
@@ -124,11 +218,103 @@ class RoutingRuleAdmin(admin.ModelAdmin):
 # ---- Classifier ----------------------------------------------------------------
 
 
+class ImportExamplesForm(forms.Form):
+    file = forms.FileField(
+        label="JSONL file",
+        help_text='One example per line: {"text", "intent"}, or the evaluation format '
+        '{"prompt", "routes", "source"} (labelled with its first route).',
+    )
+    source = forms.CharField(
+        required=False,
+        max_length=60,
+        help_text='Recorded on every imported example; blank keeps each line\'s "source", else "import".',
+    )
+
+
 @admin.register(RoutingExample)
 class RoutingExampleAdmin(admin.ModelAdmin):
     list_display = ("short_text", "intent", "source", "created_at")
     list_filter = ("intent", "source")
     search_fields = ("text", "intent")
+
+    def get_urls(self) -> list[URLPattern]:
+        urls = [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="routing_routingexample_import",
+            ),
+            path(
+                "load-defaults/",
+                self.admin_site.admin_view(require_POST(self.load_defaults_view)),
+                name="routing_routingexample_load_defaults",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # One GROUP BY over a table of thousands of rows at most; order_by
+        # replaces Meta.ordering, which would otherwise split the groups.
+        intent_counts = list(
+            RoutingExample.objects.values("intent").annotate(count=Count("id")).order_by("intent")
+        )
+        context = {
+            **try_prompt_context(request),
+            "intent_counts": intent_counts,
+            "examples_total": sum(row["count"] for row in intent_counts),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, context)
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ImportExamplesForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                count = self._import_upload(form.cleaned_data["file"], form.cleaned_data["source"])
+            except ValueError as exc:
+                form.add_error("file", f"Nothing imported: {exc}")
+            else:
+                if count:
+                    self.message_user(
+                        request, f"Imported {count} example(s). Train a new classifier version to use them."
+                    )
+                else:
+                    self.message_user(request, "The file holds no examples.", level=messages.WARNING)
+                return HttpResponseRedirect(reverse("admin:routing_routingexample_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Import examples",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/routing/routingexample/import.html", context)
+
+    @staticmethod
+    def _import_upload(upload: Any, source: str) -> int:
+        # examples_import reads a path; uploads may live only in memory.
+        with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as handle:
+            for chunk in upload.chunks():
+                handle.write(chunk)
+        try:
+            with transaction.atomic():  # a bad line anywhere leaves nothing half-imported
+                count = services.examples_import(path=handle.name, source=source)
+        finally:
+            os.unlink(handle.name)
+        return count
+
+    def load_defaults_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        count = services.examples_load_defaults()
+        if count:
+            self.message_user(request, f"Loaded {count} default example(s).")
+        else:
+            self.message_user(request, "The default example set is already loaded.", level=messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:routing_routingexample_changelist"))
 
     @admin.display(description="text", ordering="text")
     def short_text(self, obj: RoutingExample) -> str:
@@ -139,7 +325,7 @@ class RoutingExampleAdmin(admin.ModelAdmin):
 class ClassifierVersionAdmin(admin.ModelAdmin):
     """Versions are produced by training, never edited; operators only choose which is live."""
 
-    list_display = ("id", "created_at", "status", "is_active", "examples_count", "cv_accuracy")
+    list_display = ("id", "created_at", "status", "active", "examples_count", "accuracy")
     list_filter = ("status", "is_active")
     fields = (
         "created_at",
@@ -173,6 +359,47 @@ class ClassifierVersionAdmin(admin.ModelAdmin):
 
     def has_activate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("routing.change_classifierversion")
+
+    def has_train_permission(self, request: HttpRequest) -> bool:
+        # Training only offers a version; choosing it stays with activate.
+        return self.has_activate_permission(request)
+
+    def get_urls(self) -> list[URLPattern]:
+        urls = [
+            path(
+                "train/",
+                self.admin_site.admin_view(require_POST(self.train_view)),
+                name="routing_classifierversion_train",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {"has_train_permission": self.has_train_permission(request), **(extra_context or {})}
+        return super().changelist_view(request, context)
+
+    def train_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_train_permission(request):
+            raise PermissionDenied
+        # robust: a broker outage (or, run eagerly, a failed training, which
+        # leaves a "failed" version with its error) must not turn this into a 500.
+        transaction.on_commit(lambda: train_classifier.delay(activate=False), robust=True)
+        self.message_user(
+            request,
+            "Training a new classifier version. It appears here, inactive, when ready: "
+            "check its accuracy, then activate it.",
+        )
+        return HttpResponseRedirect(reverse("admin:routing_classifierversion_changelist"))
+
+    @admin.display(description="active", boolean=True, ordering="is_active")
+    def active(self, obj: ClassifierVersion) -> bool:
+        return obj.is_active
+
+    @admin.display(description="cross-validated accuracy", ordering="cv_accuracy")
+    def accuracy(self, obj: ClassifierVersion) -> str:
+        return "—" if obj.cv_accuracy is None else f"{obj.cv_accuracy:.1%}"
 
     @admin.display(description="report")
     def report_pretty(self, obj: ClassifierVersion) -> str:

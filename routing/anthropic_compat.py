@@ -438,6 +438,9 @@ async def messages_view(request: HttpRequest) -> HttpResponse:
             deltas, first = await open_stream(call)
         except (RoutingError, UpstreamError) as exc:
             return failed(call, exc, error_response)
+        except Exception as exc:
+            logger.exception("stream failed to start", extra={"request_id": str(call.request_id)})
+            return failed(call, exc, error_response)
         return sse_response(Relay(call, deltas, first, EventWriter(call)), answer_headers(call))
     try:
         done = await gateway.complete(call)

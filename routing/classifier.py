@@ -258,15 +258,15 @@ class _Featurizer:
     @classmethod
     def fit(
         cls,
-        texts: Sequence[str],
+        analysed: Sequence[tuple[list[str], list[str], list[float]]],
         *,
         min_df: int = 2,
         max_word_features: int = 60_000,
         max_char_features: int = 80_000,
         block_weights: Sequence[float] = (1.0, 1.0, 1.0),
-    ) -> tuple[_Featurizer, list[tuple[list[str], list[str], list[float]]]]:
-        """Build vocabularies (by document frequency) and dense statistics."""
-        analysed = [_analyse(t) for t in texts]
+    ) -> _Featurizer:
+        """Build vocabularies (by document frequency) and dense statistics from
+        `_analyse` outputs (analysed once, reused for the training matrix)."""
         word_df: Counter[str] = Counter()
         char_df: Counter[str] = Counter()
         gram_cache: dict[str, list[str]] = {}
@@ -279,7 +279,7 @@ class _Featurizer:
                     cached = gram_cache[tok] = _char_terms(tok)
                 grams.update(cached)
             char_df.update(grams)
-        n_docs = len(texts)
+        n_docs = len(analysed)
         word_vocab = _top_terms(word_df, min_df, max_word_features)
         char_vocab = _top_terms(char_df, min_df, max_char_features)
         df = np.array([word_df[t] for t in word_vocab] + [char_df[t] for t in char_vocab], dtype=np.float64)
@@ -288,7 +288,7 @@ class _Featurizer:
         mean = dense.mean(axis=0)
         scale = dense.std(axis=0)
         scale[scale < 1e-9] = 1.0
-        return cls(word_vocab, char_vocab, idf, mean, scale, block_weights), analysed
+        return cls(word_vocab, char_vocab, idf, mean, scale, block_weights)
 
     # ---- transform -----------------------------------------------------------
     def _char_ids(self, token: str) -> tuple[int, ...]:
@@ -537,7 +537,8 @@ def _fit(texts: Sequence[str], labels: Sequence[str], label_order: Sequence[str]
     from sklearn.linear_model import LogisticRegression
 
     min_df = MIN_DF if len(texts) >= 200 else 1
-    featurizer, analysed = _Featurizer.fit(texts, min_df=min_df)
+    analysed = [_analyse(t) for t in texts]
+    featurizer = _Featurizer.fit(analysed, min_df=min_df)
     x = featurizer.matrix(analysed)
     label_ids = {label: i for i, label in enumerate(label_order)}
     y = np.array([label_ids[label] for label in labels])

@@ -2,8 +2,10 @@
 
 Retries are for retryable failures only (UpstreamError.retryable), with
 exponential backoff and full jitter, honouring Retry-After, and bounded by
-the request's deadline. When a model gives up, the next model in its
-fallback chain that fits the request is tried. A stream is never retried
+the request's deadline. When a model gives up (retries spent, or a
+non-retryable auth, not-found or context-length error), the next model in
+its fallback chain that fits the request is tried. An upstream 400/422 is
+the request's own fault and is reported at once. A stream is never retried
 once its first byte has reached the client.
 """
 
@@ -138,6 +140,10 @@ async def _run_attempts(
             except UpstreamError as error:
                 last_error = error
                 await _record_failure(execution, model, error, started)
+                if error.kind == "bad_request":
+                    # The request itself was rejected: another model would most
+                    # likely reject it too, and the client needs to know.
+                    raise error from None
                 if not error.retryable or attempt == MAX_RETRIES:
                     break
                 delay = _backoff(attempt, error)

@@ -382,7 +382,8 @@ class Relay:
         try:
             if self.first is not None:
                 self.tally.add(self.first)
-            yield self.writer.start(self.tally)
+            if start := self.writer.start(self.tally):
+                yield start
             if self.first is not None and (chunk := self.writer.delta(self.first)):
                 yield chunk
             async for delta in self.deltas:
@@ -478,7 +479,9 @@ def error_response(exc: Exception, status: int) -> HttpResponse:
 def failed(call: GatewayCall, exc: Exception, respond=error_response) -> HttpResponse:
     """Log the failure (the call's one row) and answer in the endpoint's error shape."""
     exc = unknown_model_as_404(exc)
-    return respond(exc, gateway.log_failure(call, exc))
+    response = respond(exc, gateway.log_failure(call, exc))
+    response["x-request-id"] = str(call.request_id)
+    return response
 
 
 def usage_body(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -616,6 +619,9 @@ async def chat_completions_view(request: HttpRequest) -> HttpResponse:
         try:
             deltas, first = await open_stream(call)
         except (RoutingError, UpstreamError) as exc:
+            return failed(call, exc)
+        except Exception as exc:
+            logger.exception("stream failed to start", extra={"request_id": str(call.request_id)})
             return failed(call, exc)
         relay = Relay(call, deltas, first, ChunkWriter(call, data.include_usage))
         return sse_response(relay, route_headers(call))

@@ -15,7 +15,9 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 logger = logging.getLogger("neuroroute.cache")
 # What a sick or absent Redis raises; any of them is a miss, never a failed request.
@@ -72,7 +74,10 @@ class RedisBackend:
         client = self._clients.get(loop_id)
         if client is None:
             client = self._redis.Redis.from_url(
-                self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout, retry_on_timeout=False
+                self._url,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                retry=Retry(NoBackoff(), 0),  # fail once, fast; the cache backs off instead
             )
             self._clients = {loop_id: client}  # one live loop per process in production
         return client
@@ -87,9 +92,23 @@ class RedisBackend:
         self._clients = {}
 
 
+# After a failure, leave a sick Redis alone for a while: a hung server would
+# otherwise cost a socket timeout on every request.
+BACKOFF_SECONDS = 5.0
+
+
 class ResponseCache:
     def __init__(self) -> None:
         self._backend: LocalBackend | RedisBackend | None = None
+        self._down_until = 0.0
+
+    def _available(self) -> bool:
+        return self.ttl > 0 and time.monotonic() >= self._down_until
+
+    def _failed(self, action: str, exc: BaseException) -> None:
+        if time.monotonic() >= self._down_until:
+            logger.warning(f"response cache {action} failed; skipping the cache for {BACKOFF_SECONDS:.0f} s", extra={"error": str(exc)[:200]})
+        self._down_until = time.monotonic() + BACKOFF_SECONDS
 
     @property
     def backend(self) -> LocalBackend | RedisBackend:
@@ -103,25 +122,26 @@ class ResponseCache:
         return settings.NEUROROUTE["RESPONSE_CACHE_TTL"]
 
     async def get(self, key: str) -> dict[str, Any] | None:
-        if self.ttl <= 0:
+        if not self._available():
             return None
         try:
             raw = await self.backend.get(key)
+            return orjson.loads(raw) if raw else None
         except CACHE_ERRORS as exc:
-            logger.warning("response cache read failed", extra={"error": str(exc)[:200]})
+            self._failed("read", exc)
             return None
-        return orjson.loads(raw) if raw else None
 
     async def set(self, key: str, value: dict[str, Any]) -> None:
-        if self.ttl <= 0:
+        if not self._available():
             return
         try:
             await self.backend.set(key, orjson.dumps(value), self.ttl)
         except CACHE_ERRORS as exc:
-            logger.warning("response cache write failed", extra={"error": str(exc)[:200]})
+            self._failed("write", exc)
 
     def reset(self) -> None:
         self._backend = None
+        self._down_until = 0.0
 
 
 response_cache = ResponseCache()
