@@ -10,9 +10,7 @@ Anthropic's event stream.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -20,25 +18,21 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from providers.adapters.base import StreamDelta, UpstreamError
+from providers.adapters.base import StreamDelta
 from routing import gateway
-from routing.decision import RouteRequest, RoutingError
+from routing.decision import RouteRequest
 from routing.gateway import ClientError, GatewayCall
 from routing.openai_compat import (
-    Relay,
     StreamTally,
+    answer,
     failed,
-    logged_response,
-    not_allowed,
-    open_stream,
     read_json,
+    require_method,
     route_headers,
-    sse_response,
     validate,
     wants_cache,
 )
 
-logger = logging.getLogger("neuroroute.compat")
 ENDPOINT = "messages"
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 
@@ -426,40 +420,16 @@ def answer_headers(call: GatewayCall) -> dict[str, str]:
 async def messages_view(request: HttpRequest) -> HttpResponse:
     client = body = None
     try:
-        not_allowed(request, "POST")
+        require_method(request, "POST")
         client = await gateway.authenticate(request, allow_x_api_key=True)
         body = read_json(request)
         data = validate(MessagesIn, body)
     except ClientError as exc:
         return failed(gateway.unrouted_call(ENDPOINT, client, body), exc, error_response)
-    call = build_call(client, data, request)
-    if data.stream:
-        try:
-            deltas, first = await open_stream(call)
-        except (RoutingError, UpstreamError) as exc:
-            return failed(call, exc, error_response)
-        except Exception as exc:
-            logger.exception("stream failed to start", extra={"request_id": str(call.request_id)})
-            return failed(call, exc, error_response)
-        return sse_response(Relay(call, deltas, first, EventWriter(call)), answer_headers(call))
-    try:
-        done = await gateway.complete(call)
-    except asyncio.CancelledError:
-        gateway.log_call(call, status="cancelled", http_status=499, error="client disconnected")
-        raise
-    except (RoutingError, UpstreamError) as exc:
-        return failed(call, exc, error_response)
-    except Exception as exc:
-        logger.exception("messages request failed", extra={"request_id": str(call.request_id)})
-        return failed(call, exc, error_response)
-    result = done.result
-    gateway.log_call(
-        call,
-        status="ok",
-        http_status=200,
-        response=logged_response(result.text, result.tool_calls),
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        cached=done.cached,
+    return await answer(
+        build_call(client, data, request),
+        writer_for=EventWriter,
+        body_for=message_body,
+        headers_for=answer_headers,
+        respond=error_response,
     )
-    return HttpResponse(orjson.dumps(message_body(call, done)), content_type="application/json", headers=answer_headers(call))

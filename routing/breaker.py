@@ -99,6 +99,8 @@ class CircuitBreaker:
         self._cool_down = cool_down
         self._redis_url = redis_url
         self._use_settings_redis = use_settings_redis
+        self._settings_url: str | None = None
+        self._settings_read_at = float("-inf")
         self._lock = threading.Lock()
         self._states: dict[str, CircuitState] = {}
         self._shared: dict[str, SharedView] = {}
@@ -126,7 +128,14 @@ class CircuitBreaker:
     def redis_url(self) -> str | None:
         if self._redis_url is not None:
             return self._redis_url
-        return getattr(settings, "REDIS_URL", None) if self._use_settings_redis else None
+        if not self._use_settings_redis:
+            return None
+        # Settings are read at most once a second: this sits on the hot path.
+        now = time.monotonic()
+        if now - self._settings_read_at > 1.0:
+            self._settings_url = getattr(settings, "REDIS_URL", None)
+            self._settings_read_at = now
+        return self._settings_url
 
     def _redis(self) -> Any:
         """The client, or None while Redis is unconfigured or recently failed."""
@@ -182,12 +191,12 @@ class CircuitBreaker:
 
     def _shared_view(self, provider: str, now: float) -> SharedView | None:
         """The cached Redis state, refreshed when older than REFRESH_SECONDS; None = use local."""
+        view = self._shared.get(provider)
+        if view is not None and now - view.fetched_at < REFRESH_SECONDS:
+            return view  # the common case: no settings lookups, no I/O
         client = self._redis()
         if client is None:
             return None
-        view = self._shared.get(provider)
-        if view is not None and now - view.fetched_at < REFRESH_SECONDS:
-            return view
         failures_key, open_key, _probe = self._keys(provider)
         try:
             pipe = client.pipeline(transaction=False)
@@ -346,6 +355,7 @@ class CircuitBreaker:
             providers = set(self._states) | set(self._shared)
             self._states.clear()
             self._shared.clear()
+            self._settings_read_at = float("-inf")
             self._redis_down_until = 0.0
             client = self._redis()
             if client is not None:

@@ -128,6 +128,7 @@ _LEGAL_WORDS = frozenset(
 )
 DENSE_NAMES: tuple[str, ...] = (
     "log_chars",
+    "excess_length",
     "long_2k_tokens",
     "long_8k_tokens",
     "log_newlines",
@@ -190,6 +191,7 @@ def _dense_features(text: str, window: str, lowered: str, tokens: list[str]) -> 
     legal = sum(1 for w in words if w in _LEGAL_WORDS)
     return [
         math.log1p(n_chars),
+        math.log1p(max(0.0, approx_tokens - 500.0) / 250.0),
         1.0 if approx_tokens > 2000 else 0.0,
         1.0 if approx_tokens > 8000 else 0.0,
         math.log1p(text.count("\n")),

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -59,12 +60,17 @@ async def authenticate(request: HttpRequest, *, allow_x_api_key: bool = False) -
 
 
 def parse_json(request: HttpRequest) -> Any:
-    if len(request.body) > settings.NEUROROUTE["MAX_BODY_BYTES"]:
-        raise ClientError("Request body too large", status=413, code="payload_too_large")
-    if not request.body:
+    limit = settings.NEUROROUTE["MAX_BODY_BYTES"]
+    try:
+        body = request.body  # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE
+    except RequestDataTooBig:
+        body = None
+    if body is None or len(body) > limit:
+        raise ClientError(f"Request body too large (limit {limit} bytes)", status=413, code="payload_too_large")
+    if not body:
         raise ClientError("Request body is empty; send a JSON object", code="invalid_json")
     try:
-        return orjson.loads(request.body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ClientError(f"Body is not valid UTF-8 JSON: {exc}", code="invalid_json") from None
 

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
@@ -180,6 +180,8 @@ def text_of(content: Any) -> str:
 # --------------------------------------------------------------------------- parsing (shared)
 
 Model = TypeVar("Model", bound=BaseModel)
+# pydantic names the union member that failed in an error's location ("str",
+# "literal['a','b']", "ContentPart"); clients want only the field path.
 _TYPE_TAG = re.compile(r"^(str|int|float|bool|list|dict|none|literal|function-\w+)\b|[\[\]'A-Z]")
 
 
@@ -215,7 +217,7 @@ def validate(schema: type[Model], body: Any) -> Model:
         raise ClientError(f"{param}: {message}" if param else message, param=param) from None
 
 
-def not_allowed(request: HttpRequest, method: str) -> None:
+def require_method(request: HttpRequest, method: str) -> None:
     if request.method != method:
         raise ClientError(f"Method {request.method} not allowed; use {method}", status=405, code="method_not_allowed")
 
@@ -238,10 +240,11 @@ def route_headers(call: GatewayCall) -> dict[str, str]:
 
 
 def tool_call_summary(tool_calls: list[dict[str, Any]]) -> str:
-    return "\n".join(
-        f"[tool call] {(call.get('function') or {}).get('name', '')}({(call.get('function') or {}).get('arguments', '')})"
-        for call in tool_calls
-    )
+    lines = []
+    for call in tool_calls:
+        function = call.get("function") or {}
+        lines.append(f"[tool call] {function.get('name', '')}({function.get('arguments', '')})")
+    return "\n".join(lines)
 
 
 def logged_response(text: str, tool_calls: list[dict[str, Any]]) -> str:
@@ -484,6 +487,51 @@ def failed(call: GatewayCall, exc: Exception, respond=error_response) -> HttpRes
     return response
 
 
+async def answer(
+    call: GatewayCall,
+    *,
+    writer_for: Callable[[GatewayCall], StreamWriter],
+    body_for: Callable[[GatewayCall, gateway.Completed], dict[str, Any]],
+    headers_for: Callable[[GatewayCall], dict[str, str]],
+    respond: Callable[[Exception, int], HttpResponse] = error_response,
+) -> HttpResponse:
+    """Run a parsed call and answer it, streamed or not, writing its one log row.
+
+    Shared by both compatible endpoints: they differ only in the writer of
+    stream events, the body of a complete answer and the error shape.
+    """
+    if call.stream:
+        try:
+            deltas, first = await open_stream(call)
+        except (RoutingError, UpstreamError) as exc:
+            return failed(call, exc, respond)
+        except Exception as exc:
+            logger.exception("stream failed to start", extra={"request_id": str(call.request_id)})
+            return failed(call, exc, respond)
+        return sse_response(Relay(call, deltas, first, writer_for(call)), headers_for(call))
+    try:
+        done = await gateway.complete(call)
+    except asyncio.CancelledError:
+        gateway.log_call(call, status="cancelled", http_status=499, error="client disconnected")
+        raise
+    except (RoutingError, UpstreamError) as exc:
+        return failed(call, exc, respond)
+    except Exception as exc:
+        logger.exception("request failed", extra={"request_id": str(call.request_id)})
+        return failed(call, exc, respond)
+    result = done.result
+    gateway.log_call(
+        call,
+        status="ok",
+        http_status=200,
+        response=logged_response(result.text, result.tool_calls),
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        cached=done.cached,
+    )
+    return HttpResponse(orjson.dumps(body_for(call, done)), content_type="application/json", headers=headers_for(call))
+
+
 def usage_body(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
 
@@ -550,13 +598,15 @@ def build_call(client, data: ChatCompletionIn, request: HttpRequest) -> GatewayC
     if data.tools:
         needs.add("tools")
     max_tokens = data.max_completion_tokens or data.max_tokens
+    tool_choice = data.tool_choice.model_dump() if isinstance(data.tool_choice, BaseModel) else data.tool_choice
     params: dict[str, Any] = {
         "max_tokens": max_tokens,
         "temperature": data.temperature,
         "top_p": data.top_p,
         "stop": [data.stop] if isinstance(data.stop, str) else data.stop,
         "tools": [tool.model_dump(exclude_none=True) for tool in data.tools] if data.tools else None,
-        "tool_choice": data.tool_choice.model_dump() if isinstance(data.tool_choice, BaseModel) else data.tool_choice,
+        # Without tools there is nothing to choose from, and providers reject a choice.
+        "tool_choice": tool_choice if data.tools else None,
     }
     metadata: dict[str, Any] = dict(data.metadata or {})
     if data.user:
@@ -608,47 +658,17 @@ def completion_body(call: GatewayCall, done: gateway.Completed) -> dict[str, Any
 async def chat_completions_view(request: HttpRequest) -> HttpResponse:
     client = body = None
     try:
-        not_allowed(request, "POST")
+        require_method(request, "POST")
         client = await gateway.authenticate(request)
         body = read_json(request)
         data = validate(ChatCompletionIn, body)
     except ClientError as exc:
         return failed(gateway.unrouted_call(ENDPOINT, client, body), exc)
-    call = build_call(client, data, request)
-    if data.stream:
-        try:
-            deltas, first = await open_stream(call)
-        except (RoutingError, UpstreamError) as exc:
-            return failed(call, exc)
-        except Exception as exc:
-            logger.exception("stream failed to start", extra={"request_id": str(call.request_id)})
-            return failed(call, exc)
-        relay = Relay(call, deltas, first, ChunkWriter(call, data.include_usage))
-        return sse_response(relay, route_headers(call))
-    try:
-        done = await gateway.complete(call)
-    except asyncio.CancelledError:
-        gateway.log_call(call, status="cancelled", http_status=499, error="client disconnected")
-        raise
-    except (RoutingError, UpstreamError) as exc:
-        return failed(call, exc)
-    except Exception as exc:
-        logger.exception("chat completion failed", extra={"request_id": str(call.request_id)})
-        return failed(call, exc)
-    result = done.result
-    gateway.log_call(
-        call,
-        status="ok",
-        http_status=200,
-        response=logged_response(result.text, result.tool_calls),
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        cached=done.cached,
-    )
-    return HttpResponse(
-        orjson.dumps(completion_body(call, done)),
-        content_type="application/json",
-        headers=route_headers(call),
+    return await answer(
+        build_call(client, data, request),
+        writer_for=lambda call: ChunkWriter(call, data.include_usage),
+        body_for=completion_body,
+        headers_for=route_headers,
     )
 
 
@@ -656,13 +676,13 @@ async def chat_completions_view(request: HttpRequest) -> HttpResponse:
 async def models_view(request: HttpRequest) -> HttpResponse:
     """`auto` first, then every enabled registry entry, in OpenAI's list shape."""
     try:
-        not_allowed(request, "GET")
+        require_method(request, "GET")
         await gateway.authenticate(request)
     except ClientError as exc:
         return error_response(exc, exc.status)
     entries = await sync_to_async(_usable_models, thread_sensitive=False)()
-    created = min((created for _, created, _ in entries), default=0)
-    data = [{"id": "auto", "object": "model", "created": created, "owned_by": "neuroroute"}]
+    oldest = min((created for _, created, _ in entries), default=0)
+    data = [{"id": "auto", "object": "model", "created": oldest, "owned_by": "neuroroute"}]
     data += [{"id": key, "object": "model", "created": created, "owned_by": owner} for key, created, owner in entries]
     return HttpResponse(orjson.dumps({"object": "list", "data": data}), content_type="application/json")
 

@@ -162,3 +162,18 @@ def upstream_faults(fake_upstream):
         httpx.post(f"{fake_upstream.url}/_control/faults", json={"faults": list(faults)}).raise_for_status()
 
     return add
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Collect the connection pools of the short-lived loops the Django test client made.
+
+    Each sync test-client call to an async view runs on a fresh event loop, and
+    its pooled upstream connections die with it; collecting them here, quietly,
+    keeps interpreter shutdown from logging about them to closed streams.
+    """
+    import gc
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    logging.raiseExceptions = False
+    gc.collect()

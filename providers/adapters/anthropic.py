@@ -8,7 +8,9 @@ from typing import Any
 
 import anthropic
 import httpx2
+import orjson
 
+from providers.adapters import wire
 from providers.adapters.base import (
     Adapter,
     ChatRequest,
@@ -154,62 +156,47 @@ class AnthropicAdapter(Adapter):
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         try:
-            message = await self.client.messages.create(**self.params(request))
+            response = await wire.post(self.client, "/v1/messages", self.params(request), stream=False)
+            message = wire.json_body(response)
         except SDK_ERRORS as exc:
             raise error_from_sdk(exc) from exc
         texts, calls = [], []
-        for block in message.content:
-            if block.type == "text":
-                texts.append(block.text)
-            elif block.type == "tool_use":
+        for block in message.get("content") or []:
+            if block.get("type") == "text":
+                texts.append(block.get("text", ""))
+            elif block.get("type") == "tool_use":
                 calls.append(
-                    {"id": block.id, "type": "function", "function": {"name": block.name, "arguments": json.dumps(block.input)}}
+                    {
+                        "id": block.get("id", ""),
+                        "type": "function",
+                        "function": {"name": block.get("name", ""), "arguments": json.dumps(block.get("input") or {})},
+                    }
                 )
+        usage = message.get("usage") or {}
         return ChatResult(
             text="".join(texts),
-            finish_reason=STOP_REASONS.get(message.stop_reason or "end_turn", "stop"),
-            prompt_tokens=message.usage.input_tokens,
-            completion_tokens=message.usage.output_tokens,
+            finish_reason=STOP_REASONS.get(message.get("stop_reason") or "end_turn", "stop"),
+            prompt_tokens=usage.get("input_tokens") or 0,
+            completion_tokens=usage.get("output_tokens") or 0,
             tool_calls=calls,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        params = self.params(request)
+        params["stream"] = True
         tool_index: dict[int, int] = {}  # Anthropic content-block index -> OpenAI tool_call index
         try:
-            stream = await self.client.messages.create(**self.params(request), stream=True)
+            response = await wire.post(self.client, "/v1/messages", params, stream=True)
             try:
-                async for event in stream:
-                    kind = event.type
-                    if kind == "content_block_delta":
-                        delta = event.delta
-                        if delta.type == "text_delta":
-                            yield StreamDelta(text=delta.text)
-                        elif delta.type == "input_json_delta" and event.index in tool_index:
-                            yield StreamDelta(
-                                tool_calls=[{"index": tool_index[event.index], "function": {"arguments": delta.partial_json}}]
-                            )
-                    elif kind == "content_block_start" and event.content_block.type == "tool_use":
-                        block = event.content_block
-                        tool_index[event.index] = len(tool_index)
-                        yield StreamDelta(
-                            tool_calls=[
-                                {
-                                    "index": tool_index[event.index],
-                                    "id": block.id,
-                                    "type": "function",
-                                    "function": {"name": block.name, "arguments": ""},
-                                }
-                            ]
-                        )
-                    elif kind == "message_start":
-                        yield StreamDelta(prompt_tokens=event.message.usage.input_tokens)
-                    elif kind == "message_delta":
-                        yield StreamDelta(
-                            finish_reason=STOP_REASONS.get(event.delta.stop_reason or "end_turn", "stop"),
-                            completion_tokens=event.usage.output_tokens,
-                        )
+                async for _event, data in wire.sse_events(response):
+                    event = orjson.loads(data)
+                    delta = _translate_event(event, tool_index)
+                    if delta is not None:
+                        yield delta
+                    if event.get("type") == "message_stop":
+                        return
             finally:
-                await stream.close()
+                await response.aclose()
         except SDK_ERRORS as exc:
             raise error_from_sdk(exc) from exc
 
@@ -218,3 +205,46 @@ class AnthropicAdapter(Adapter):
             await self.client.models.list(timeout=min(5.0, self.settings.read_timeout))
         except SDK_ERRORS as exc:
             raise error_from_sdk(exc) from exc
+
+
+def _translate_event(event: dict[str, Any], tool_index: dict[int, int]) -> StreamDelta | None:
+    """One Anthropic stream event as an OpenAI-vocabulary delta (or None)."""
+    kind = event.get("type")
+    if kind == "content_block_delta":
+        delta = event.get("delta") or {}
+        if delta.get("type") == "text_delta":
+            return StreamDelta(text=delta.get("text", ""))
+        if delta.get("type") == "input_json_delta" and event.get("index") in tool_index:
+            return StreamDelta(
+                tool_calls=[{"index": tool_index[event["index"]], "function": {"arguments": delta.get("partial_json", "")}}]
+            )
+    elif kind == "content_block_start":
+        block = event.get("content_block") or {}
+        if block.get("type") == "tool_use":
+            tool_index[event.get("index", 0)] = len(tool_index)
+            return StreamDelta(
+                tool_calls=[
+                    {
+                        "index": tool_index[event.get("index", 0)],
+                        "id": block.get("id", ""),
+                        "type": "function",
+                        "function": {"name": block.get("name", ""), "arguments": ""},
+                    }
+                ]
+            )
+    elif kind == "message_start":
+        usage = (event.get("message") or {}).get("usage") or {}
+        return StreamDelta(prompt_tokens=usage.get("input_tokens") or 0)
+    elif kind == "message_delta":
+        return StreamDelta(
+            finish_reason=STOP_REASONS.get((event.get("delta") or {}).get("stop_reason") or "end_turn", "stop"),
+            completion_tokens=(event.get("usage") or {}).get("output_tokens"),
+        )
+    elif kind == "error":
+        error = event.get("error") or {}
+        raise UpstreamError(
+            f"upstream stream error: {error.get('message', 'unknown')}",
+            retryable=error.get("type") in ("overloaded_error", "api_error", "rate_limit_error"),
+            kind="unavailable" if error.get("type") == "overloaded_error" else "server",
+        )
+    return None

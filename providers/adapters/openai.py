@@ -1,4 +1,4 @@
-"""OpenAI chat completions through the official SDK."""
+"""OpenAI chat completions through the official SDK's client."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx2
 import openai
+import orjson
 
+from providers.adapters import wire
 from providers.adapters.base import (
     Adapter,
     ChatRequest,
@@ -49,19 +51,22 @@ class OpenAIAdapter(Adapter):
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         try:
-            response = await self.client.chat.completions.create(**self.params(request))
+            response = await wire.post(self.client, "/chat/completions", self.params(request), stream=False)
+            data = wire.json_body(response)
         except SDK_ERRORS as exc:
             raise error_from_sdk(exc) from exc
-        if not response.choices:
+        choices = data.get("choices") or []
+        if not choices:
             raise UpstreamError("upstream returned no choices", retryable=True, kind="protocol")
-        choice = response.choices[0]
-        usage = response.usage
+        choice = choices[0]
+        message = choice.get("message") or {}
+        usage = data.get("usage") or {}
         return ChatResult(
-            text=choice.message.content or "",
-            finish_reason=choice.finish_reason or "stop",
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            tool_calls=[call.model_dump() for call in choice.message.tool_calls or []],
+            text=message.get("content") or "",
+            finish_reason=choice.get("finish_reason") or "stop",
+            prompt_tokens=usage.get("prompt_tokens") or 0,
+            completion_tokens=usage.get("completion_tokens") or 0,
+            tool_calls=message.get("tool_calls") or [],
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
@@ -69,28 +74,22 @@ class OpenAIAdapter(Adapter):
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}
         try:
-            stream = await self.client.chat.completions.create(**params)
+            response = await wire.post(self.client, "/chat/completions", params, stream=True)
             try:
-                async for chunk in stream:
-                    usage = chunk.usage
-                    if usage is not None:
-                        yield StreamDelta(
-                            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens
+                async for _event, data in wire.sse_events(response):
+                    if data == b"[DONE]":
+                        return
+                    chunk = orjson.loads(data)
+                    if "error" in chunk:
+                        error = chunk["error"] or {}
+                        raise UpstreamError(
+                            f"upstream stream error: {error.get('message', 'unknown')}", retryable=True, kind="server"
                         )
-                    if not chunk.choices:
-                        continue
-                    choice = chunk.choices[0]
-                    delta = choice.delta
-                    tool_calls = (
-                        [call.model_dump(exclude_none=True) for call in delta.tool_calls]
-                        if delta and delta.tool_calls
-                        else None
-                    )
-                    text = (delta.content or "") if delta else ""
-                    if text or tool_calls or choice.finish_reason:
-                        yield StreamDelta(text=text, tool_calls=tool_calls, finish_reason=choice.finish_reason)
+                    delta = _delta(chunk)
+                    if delta is not None:
+                        yield delta
             finally:
-                await stream.close()
+                await response.aclose()
         except SDK_ERRORS as exc:
             raise error_from_sdk(exc) from exc
 
@@ -99,3 +98,23 @@ class OpenAIAdapter(Adapter):
             await self.client.models.list(timeout=min(5.0, self.settings.read_timeout))
         except SDK_ERRORS as exc:
             raise error_from_sdk(exc) from exc
+
+
+def _delta(chunk: dict[str, Any]) -> StreamDelta | None:
+    usage = chunk.get("usage")
+    choices = chunk.get("choices")
+    if not choices:
+        if usage:
+            return StreamDelta(prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"))
+        return None
+    choice = choices[0]
+    delta = choice.get("delta") or {}
+    text = delta.get("content") or ""
+    tool_calls = delta.get("tool_calls") or None
+    finish = choice.get("finish_reason")
+    if not (text or tool_calls or finish or usage):
+        return None
+    result = StreamDelta(text=text, tool_calls=tool_calls, finish_reason=finish)
+    if usage:
+        result.prompt_tokens, result.completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return result
