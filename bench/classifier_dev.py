@@ -65,7 +65,7 @@ def out_of_the_box(defaults: list[tuple[str, str]], items: list[dict], cv: bool,
     clf, report = train(defaults, cross_validate=cv)
     print(f"trained on {report.n_examples} default examples in {time.perf_counter() - t0:.1f}s; labels {report.labels}")
     if cv:
-        print(f"5-fold CV label accuracy {report.cv_accuracy:.3f}")
+        print(f"5-fold CV: label accuracy {report.cv_accuracy:.3f}, route accuracy {report.cv_route_accuracy:.3f}")
         for label, s in report.per_label.items():
             print(f"  {label:20s} n={s['n']:4d} acc={s['accuracy']:.3f} route_acc={s['route_accuracy']:.3f}")
     preds = route_all(clf, items)

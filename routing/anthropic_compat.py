@@ -23,10 +23,10 @@ from routing import gateway
 from routing.decision import RouteRequest
 from routing.gateway import ClientError, GatewayCall
 from routing.openai_compat import (
+    MethodNotAllowed,
     StreamTally,
     answer,
     failed,
-    read_json,
     require_method,
     route_headers,
     validate,
@@ -291,8 +291,8 @@ def error_response(exc: Exception, status: int) -> HttpResponse:
     response = HttpResponse(orjson.dumps(error_body(status, message)), status=status, content_type="application/json")
     if getattr(exc, "retry_after", None) is not None:
         response["Retry-After"] = str(max(1, round(exc.retry_after)))
-    if status == 405:
-        response["Allow"] = "POST"
+    if isinstance(exc, MethodNotAllowed):
+        response["Allow"] = exc.allowed
     return response
 
 
@@ -422,7 +422,7 @@ async def messages_view(request: HttpRequest) -> HttpResponse:
     try:
         require_method(request, "POST")
         client = await gateway.authenticate(request, allow_x_api_key=True)
-        body = read_json(request)
+        body = gateway.parse_json(request)
         data = validate(MessagesIn, body)
     except ClientError as exc:
         return failed(gateway.unrouted_call(ENDPOINT, client, body), exc, error_response)

@@ -12,6 +12,7 @@ StreamDeltas, and only the bytes written for them differ.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -20,7 +21,6 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 from asgiref.sync import sync_to_async
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from pydantic import (
@@ -185,15 +185,6 @@ Model = TypeVar("Model", bound=BaseModel)
 _TYPE_TAG = re.compile(r"^(str|int|float|bool|list|dict|none|literal|function-\w+)\b|[\[\]'A-Z]")
 
 
-def read_json(request: HttpRequest) -> Any:
-    try:
-        return gateway.parse_json(request)
-    except RequestDataTooBig:
-        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE before
-        # gateway.parse_json can measure it; it is still a 413, not a 400.
-        raise ClientError("Request body too large", status=413, code="payload_too_large") from None
-
-
 def param_path(loc: tuple[Any, ...]) -> str | None:
     """`messages[0].role` from pydantic's location, without its union-member tags."""
     path = ""
@@ -217,9 +208,15 @@ def validate(schema: type[Model], body: Any) -> Model:
         raise ClientError(f"{param}: {message}" if param else message, param=param) from None
 
 
+class MethodNotAllowed(ClientError):
+    def __init__(self, method: str, allowed: str) -> None:
+        super().__init__(f"Method {method} not allowed; use {allowed}", status=405, code="method_not_allowed")
+        self.allowed = allowed
+
+
 def require_method(request: HttpRequest, method: str) -> None:
     if request.method != method:
-        raise ClientError(f"Method {request.method} not allowed; use {method}", status=405, code="method_not_allowed")
+        raise MethodNotAllowed(request.method, method)
 
 
 def unknown_model_as_404(exc: Exception) -> Exception:
@@ -428,9 +425,12 @@ class Relay:
             abandon.close()
 
     async def _abandon(self) -> None:
-        if self.body is not None:
-            await self.body.aclose()
-        await self.deltas.aclose()  # closes the upstream response
+        # Either may already be closing (the body's finalizer got there first):
+        # aclose() then raises RuntimeError, and there is nothing left to do.
+        with contextlib.suppress(RuntimeError):
+            if self.body is not None:
+                await self.body.aclose()
+            await self.deltas.aclose()  # closes the upstream response
 
     def _start_task(self, coroutine) -> None:
         task = self._loop.create_task(coroutine)
@@ -474,8 +474,8 @@ def error_response(exc: Exception, status: int) -> HttpResponse:
     )
     if getattr(exc, "retry_after", None) is not None:
         response["Retry-After"] = str(max(1, round(exc.retry_after)))
-    if status == 405:
-        response["Allow"] = "GET" if "GET" in message else "POST"
+    if isinstance(exc, MethodNotAllowed):
+        response["Allow"] = exc.allowed
     return response
 
 
@@ -660,7 +660,7 @@ async def chat_completions_view(request: HttpRequest) -> HttpResponse:
     try:
         require_method(request, "POST")
         client = await gateway.authenticate(request)
-        body = read_json(request)
+        body = gateway.parse_json(request)
         data = validate(ChatCompletionIn, body)
     except ClientError as exc:
         return failed(gateway.unrouted_call(ENDPOINT, client, body), exc)

@@ -12,14 +12,22 @@ from routing.classifier import INTENTS, MODEL_KEYS, load_default_examples, train
 from routing.models import ClassifierVersion, RoutingExample
 
 
-def examples_load_defaults() -> int:
-    """Load the shipped example set once (source "default")."""
-    if RoutingExample.objects.filter(source="default").exists():
+def examples_load_defaults(*, only_if_none: bool = False) -> int:
+    """Add the shipped examples (source "default") not stored yet; returns how many.
+
+    Training calls it with only_if_none, so examples an operator deleted do
+    not come back by themselves; the admin's "load defaults" adds new ones.
+    """
+    stored = set(RoutingExample.objects.filter(source="default").values_list("text", flat=True))
+    if stored and only_if_none:
         return 0
-    RoutingExample.objects.bulk_create(
-        RoutingExample(text=text, intent=intent, source="default") for text, intent in load_default_examples()
-    )
-    return RoutingExample.objects.filter(source="default").count()
+    new = [
+        RoutingExample(text=text, intent=intent, source="default")
+        for text, intent in load_default_examples()
+        if text not in stored
+    ]
+    RoutingExample.objects.bulk_create(new, batch_size=500)
+    return len(new)
 
 
 def label_for(item: dict) -> str:
@@ -56,7 +64,7 @@ def examples_import(*, path: str | Path, source: str = "") -> int:
 
 def classifier_train(*, activate: bool = True, cross_validate: bool = True) -> ClassifierVersion:
     """Train a new version from every stored example; activate it if asked."""
-    examples_load_defaults()
+    examples_load_defaults(only_if_none=True)
     examples = list(RoutingExample.objects.values_list("text", "intent"))
     version = ClassifierVersion.objects.create(examples_count=len(examples))
     try:

@@ -99,33 +99,40 @@ def asgi_server(django_db_setup, django_db_blocker, fake_upstream):
     yield server
     with django_db_blocker.unblock():  # lifespan shutdown flushes queued log rows
         server.stop()
+    # Let PostgreSQL drop the test database: close the pool the server's
+    # threads returned connections to, and collect the connections its
+    # executor threads still held when they exited.
+    import gc
+
+    from django.db import connections
+
+    for connection in connections.all():
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
+    gc.collect()
 
 
 @pytest.fixture
 def live_server_url(asgi_server, fake_upstream, transactional_db, django_db_serialized_rollback):
-    """Base URL of the live gateway, its per-process state reset for this test.
+    """Base URL of the live gateway, for a test starting from a clean slate.
 
     The server thread reads rows only once they are committed, so tests using
     it are transactional; serialized rollback restores the seeded registry
     that the previous transactional test's flush removed. Mark such tests
     `@pytest.mark.django_db(transaction=True, serialized_rollback=True)`.
+    In-process state (config, breaker, cache) is reset by _fresh_gateway_state.
     """
     import httpx
 
     from providers.models import ModelEntry
-    from routing.breaker import breaker
-    from routing.gateway_config import config_store
     from routing.logwriter import request_log_writer
     from routing.models import RequestLog
-    from routing.response_cache import response_cache
 
     if not ModelEntry.objects.exists():
         pytest.fail("The model registry is empty: mark the test django_db(transaction=True, serialized_rollback=True)")
     request_log_writer.flush()
     RequestLog.objects.all().delete()
-    config_store.invalidate()
-    response_cache.reset()
-    breaker.reset()
+    _forget_cached_answers()
     httpx.delete(f"{fake_upstream.url}/_control/faults").raise_for_status()
     httpx.post(f"{fake_upstream.url}/_control/reset").raise_for_status()
     yield asgi_server.url
@@ -133,22 +140,49 @@ def live_server_url(asgi_server, fake_upstream, transactional_db, django_db_seri
     request_log_writer.flush()  # before the database is flushed, not after
 
 
+def _forget_cached_answers() -> None:
+    """Answers cached in Redis outlive a test, and a run: drop them."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return  # the in-memory cache went with response_cache.reset()
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1)
+    try:
+        keys = list(client.scan_iter("nr:resp:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def request_logs():
-    """`request_logs(n)`: the RequestLog rows once n exist (rows are written in batches, off-thread)."""
+    """`request_logs(n)`: the RequestLog rows once n exist (rows are written in batches, off-thread).
+
+    Async tests call it through sync_to_async.
+    """
+    import threading
     import time
+
+    from django.db import connection
 
     from routing.logwriter import request_log_writer
     from routing.models import RequestLog
 
     def wait_for(count: int = 1, timeout: float = 5.0) -> list:
         deadline = time.monotonic() + timeout
-        while True:
-            request_log_writer.flush()
-            rows = list(RequestLog.objects.order_by("created_at", "id"))
-            if len(rows) >= count or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.05)
+        try:
+            while True:
+                request_log_writer.flush()
+                rows = list(RequestLog.objects.order_by("created_at", "id"))
+                if len(rows) >= count or time.monotonic() > deadline:
+                    return rows
+                time.sleep(0.05)
+        finally:
+            if threading.current_thread() is not threading.main_thread():
+                connection.close()  # an async test's worker thread: leave no connection behind
 
     return wait_for
 

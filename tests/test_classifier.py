@@ -57,11 +57,16 @@ LEGAL = [
 ]
 
 
+# conftest.py's autouse fixtures need Django settings, the database layer and the
+# fake upstream; these tests need none of them.  Shadowing the fixtures by name keeps
+# this module runnable with `-p no:django` (and fast).
 @pytest.fixture(autouse=True)
 def _point_providers_at_fake():
-    """Shadow conftest's autouse fixture of the same name: it needs pytest-django's
-    `settings` and the fake upstream, and these tests need neither (so they also run
-    with `-p no:django`)."""
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gateway_state():
     yield
 
 
@@ -89,7 +94,11 @@ def test_training_separates_obvious_classes(trained) -> None:
     assert report.n_examples == 30
     assert report.labels == ["chat", "code", "legal"]
     assert 0.0 <= report.cv_accuracy <= 1.0
+    assert 0.0 <= report.cv_route_accuracy <= 1.0
     assert set(report.per_label) == {"chat", "code", "legal"}
+    assert report.per_label["chat"]["n"] == 10
+    as_dict = report.as_dict()
+    assert as_dict["n_examples"] == 30 and as_dict["cv_accuracy"] == report.cv_accuracy
 
 
 def test_probabilities_sum_to_one_and_are_sorted(trained) -> None:
@@ -138,6 +147,7 @@ def test_two_labels_and_single_label() -> None:
     single, report = train([(t, "chat") for t in GREETINGS], cross_validate=True)
     assert single.predict("anything")[0] == ("chat", pytest.approx(1.0))
     assert math.isnan(report.cv_accuracy)
+    assert report.as_dict()["cv_accuracy"] is None  # JSON has no NaN
 
 
 def test_training_is_deterministic() -> None:

@@ -444,3 +444,12 @@ def test_an_unexpected_failure_is_a_500_and_still_logged_once(client, request_lo
     assert caught.value.body == {"message": "Internal error", "type": "server_error", "param": None, "code": None}
     [row] = request_logs(1)
     assert (row.status, row.http_status, row.error) == ("error", 500, "RuntimeError: bug")
+
+
+def test_wrong_method_is_405_in_openai_shape(live_server_url, user_token, request_logs):
+    response = httpx.get(f"{live_server_url}/v1/chat/completions", headers={"Authorization": f"Bearer {user_token}"})
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert request_logs(1)[0].http_status == 405

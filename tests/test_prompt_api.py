@@ -125,11 +125,6 @@ def test_oversized_prompt_is_413(http, request_logs, settings):
     assert request_logs(1)[0].http_status == 413
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: gateway.parse_json reads request.body, which raises Django's RequestDataTooBig "
-    "(answered 400 by handler400, never logged) for bodies over DATA_UPLOAD_MAX_MEMORY_SIZE == MAX_BODY_BYTES",
-)
 def test_oversized_body_is_413_and_logged(http, request_logs, settings):
     response = http.post("/prompt", json={"prompt": "x" * (settings.NEUROROUTE["MAX_BODY_BYTES"] + 1)})
 
