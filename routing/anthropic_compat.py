@@ -24,7 +24,6 @@ from routing.decision import RouteRequest
 from routing.gateway import ClientError, GatewayCall
 from routing.openai_compat import (
     MethodNotAllowed,
-    StreamTally,
     answer,
     failed,
     require_method,
@@ -32,6 +31,7 @@ from routing.openai_compat import (
     validate,
     wants_cache,
 )
+from routing.streaming import StreamTally
 
 ENDPOINT = "messages"
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}

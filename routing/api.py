@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
 from functools import wraps
 from typing import Any, Literal
 
 import orjson
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from providers.adapters.base import UpstreamError
-from routing import execution, gateway
+from providers.adapters.base import StreamDelta, UpstreamError
+from routing import gateway
 from routing.decision import RouteRequest, RoutingError
 from routing.gateway import ClientError, GatewayCall
+from routing.streaming import Relay, StreamTally, open_stream, sse_response
 
 Priority = Literal["cost", "speed", "quality"]
 
@@ -214,66 +213,51 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-async def _stream_prompt(call: GatewayCall) -> HttpResponse:
-    try:
-        await gateway.prepare(call)
-    except RoutingError as exc:
-        return error_response(exc, gateway.log_failure(call, exc))
-    return StreamingHttpResponse(
-        prompt_events(call),
-        content_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Request-Id": str(call.request_id)},
-    )
+class PromptEvents:
+    """The native stream: `route`, then `delta`s, then `done` (or `error`)."""
 
+    def __init__(self, call: GatewayCall) -> None:
+        self.call = call
 
-async def prompt_events(call: GatewayCall) -> AsyncIterator[bytes]:
-    """Native SSE: `route`, then `delta`s, then `done` (or `error`)."""
-    parts: list[str] = []
-    usage = {"prompt_tokens": 0, "completion_tokens": 0}
-    ttft: float | None = None
-    status, http_status, error = "ok", 200, ""
-    try:
-        yield sse("route", {"request_id": str(call.request_id), "route": call.route_info()})
-        async for delta in execution.stream(call.execution, call.chat_request):
-            if delta.prompt_tokens is not None:
-                usage["prompt_tokens"] = delta.prompt_tokens
-            if delta.completion_tokens is not None:
-                usage["completion_tokens"] = delta.completion_tokens
-            if delta.text:
-                if ttft is None:
-                    ttft = call.elapsed_ms()
-                parts.append(delta.text)
-                yield sse("delta", {"text": delta.text})
-        model = call.execution.model
-        yield sse(
+    def start(self, tally: StreamTally) -> bytes:
+        return sse("route", {"request_id": str(self.call.request_id), "route": self.call.route_info()})
+
+    def delta(self, delta: StreamDelta) -> bytes:
+        return sse("delta", {"text": delta.text}) if delta.text else b""
+
+    def finish(self, tally: StreamTally) -> bytes:
+        model = self.call.execution.model
+        prompt_tokens, completion_tokens = tally.usage()
+        return sse(
             "done",
             {
-                "request_id": str(call.request_id),
+                "request_id": str(self.call.request_id),
                 "model_used": model.key,
                 "upstream_model": model.upstream_model,
-                "latency_ms": round(call.elapsed_ms(), 2),
-                "token_usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
-                "cost_usd": round(model.cost(usage["prompt_tokens"], usage["completion_tokens"]), 6),
-                "route": call.route_info(),
+                "latency_ms": round(self.call.elapsed_ms(), 2),
+                "token_usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+                "cost_usd": round(model.cost(prompt_tokens, completion_tokens), 6),
+                "route": self.call.route_info(),
                 "cached": False,
             },
         )
-    except UpstreamError as exc:
-        status, http_status, error = "upstream_error", exc.client_status(), exc.message
-        yield sse("error", {"error": {"message": exc.message, "code": exc.kind, "status": http_status}})
-    except (asyncio.CancelledError, GeneratorExit):
-        status, http_status, error = "cancelled", 499, "client disconnected"
-        raise
-    finally:
-        gateway.log_call(
-            call,
-            status=status,
-            http_status=http_status,
-            response="".join(parts),
-            error=error,
-            ttft_ms=ttft,
-            **usage,
-        )
+
+    def error(self, status: int, message: str, code: str) -> bytes:
+        return sse("error", {"error": {"message": message, "code": code, "status": status}})
+
+
+async def _stream_prompt(call: GatewayCall) -> HttpResponse:
+    # Failures before the first token still get a real HTTP status.
+    try:
+        deltas, first = await open_stream(call)
+    except (RoutingError, UpstreamError) as exc:
+        return error_response(exc, gateway.log_failure(call, exc))
+    relay = Relay(call, deltas, first, PromptEvents(call))
+    return sse_response(relay, {"X-Request-Id": str(call.request_id)})
 
 
 @post_only

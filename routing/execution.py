@@ -19,13 +19,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import sync_to_async
-
 from providers.adapters.base import ChatRequest, ChatResult, StreamDelta, UpstreamError
 from providers.clients import adapter_for
 from routing.breaker import breaker
 from routing.decision import Decision
-from routing.gateway_config import ModelInfo
+from routing.gateway_config import ModelInfo, in_db_thread
 from routing.latency import latency_stats
 
 logger = logging.getLogger("neuroroute.execution")
@@ -101,7 +99,7 @@ async def _record_failure(execution: Execution, model: ModelInfo, error: Upstrea
     if error.retryable:
         breaker.failure(model.provider.name)
     if error.auth_failure:
-        await sync_to_async(_note_auth_failure, thread_sensitive=False)(model, error)
+        await in_db_thread(_note_auth_failure, model, error)
     logger.warning(
         "upstream attempt failed",
         extra={"model": model.key, "provider": model.provider.name, "kind": error.kind, "status": error.status},

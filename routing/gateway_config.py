@@ -13,10 +13,13 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 from keys.models import ClientToken, hash_token
@@ -26,6 +29,23 @@ from providers.models import ModelEntry
 from routing.models import ClassifierVersion, ConfigRevision, RoutingRule
 
 logger = logging.getLogger("neuroroute.config")
+T = TypeVar("T")
+
+
+async def in_db_thread(func: Callable[..., T], *args: Any) -> T:
+    """Run ORM work off the event loop, and hand its connection back after.
+
+    Threads of the default executor outlive the call; without the close they
+    would each hold a database connection (a pooled one on PostgreSQL) forever.
+    """
+
+    def run() -> T:
+        try:
+            return func(*args)
+        finally:
+            connections.close_all()
+
+    return await sync_to_async(run, thread_sensitive=False)()
 FAKE_UPSTREAM_KEY = "fake-upstream"
 
 
@@ -237,7 +257,7 @@ class ConfigStore:
         async with self._async_lock:
             if self._config is None or self._stale():
                 # One thread hop every few seconds, never per request.
-                await sync_to_async(self._refresh_locked, thread_sensitive=False)()
+                await in_db_thread(self._refresh_locked)
         return self._config
 
     def _refresh_locked(self) -> None:
@@ -251,13 +271,13 @@ class ConfigStore:
         if cached is not None and cached[1] > now:
             client = cached[0]
         else:
-            client = await sync_to_async(self._lookup_token, thread_sensitive=False)(digest)
+            client = await in_db_thread(self._lookup_token, digest)
             if len(self._tokens) > 10_000:  # bound memory against token-guessing floods
                 self._tokens.clear()
             self._tokens[digest] = (client, now + (self.TOKEN_TTL if client else 5.0))
         if client is not None and now - self._touched.get(client.id, 0.0) > 60:
             self._touched[client.id] = now
-            await sync_to_async(self._touch, thread_sensitive=False)(client.id)
+            await in_db_thread(self._touch, client.id)
         return client
 
     @staticmethod

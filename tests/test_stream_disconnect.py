@@ -97,7 +97,8 @@ async def relay_for(texts: list[str]):
     from routing import gateway
     from routing.decision import RouteRequest
     from routing.gateway import GatewayCall
-    from routing.openai_compat import ChunkWriter, Relay
+    from routing.openai_compat import ChunkWriter
+    from routing.streaming import Relay
 
     call = GatewayCall(
         endpoint="chat.completions",
@@ -122,7 +123,7 @@ async def relay_for(texts: list[str]):
 
 
 async def test_a_body_left_suspended_is_logged_once_and_closes_upstream(request_logs):
-    from routing.openai_compat import sse_response
+    from routing.streaming import sse_response
 
     relay, upstream_closed = await relay_for(["Once ", "upon ", "a ", "time"])
     response = sse_response(relay, {})
@@ -140,7 +141,7 @@ async def test_a_body_left_suspended_is_logged_once_and_closes_upstream(request_
 
 
 async def test_a_body_never_read_is_logged_once_and_closes_upstream(request_logs):
-    from routing.openai_compat import sse_response
+    from routing.streaming import sse_response
 
     relay, upstream_closed = await relay_for(["Once ", "upon ", "a ", "time"])
     response = sse_response(relay, {})
