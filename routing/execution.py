@@ -130,7 +130,9 @@ async def _run_attempts(
                 raise UpstreamError("request deadline exceeded", kind="timeout", retryable=False)
             started = time.monotonic()
             try:
-                result = await asyncio.wait_for(call(model, request_for(model)), remaining)
+                # asyncio.timeout, unlike wait_for, runs the call in this task: no extra task per attempt.
+                async with asyncio.timeout(remaining):
+                    result = await call(model, request_for(model))
             except TimeoutError:
                 error = UpstreamError("request deadline exceeded", kind="timeout", retryable=False)
                 await _record_failure(execution, model, error, started)

@@ -226,6 +226,7 @@ class ConfigStore:
         self._async_lock: asyncio.Lock | None = None
         self._tokens: dict[str, tuple[ClientInfo | None, float]] = {}
         self._touched: dict[int, float] = {}
+        self._lookups: dict[str, asyncio.Future[ClientInfo | None]] = {}
 
     def invalidate(self) -> None:
         self._config = None
@@ -271,7 +272,7 @@ class ConfigStore:
         if cached is not None and cached[1] > now:
             client = cached[0]
         else:
-            client = await in_db_thread(self._lookup_token, digest)
+            client = await self._lookup_once(digest)
             if len(self._tokens) > 10_000:  # bound memory against token-guessing floods
                 self._tokens.clear()
             self._tokens[digest] = (client, now + (self.TOKEN_TTL if client else 5.0))
@@ -279,6 +280,15 @@ class ConfigStore:
             self._touched[client.id] = now
             await in_db_thread(self._touch, client.id)
         return client
+
+    async def _lookup_once(self, digest: str) -> ClientInfo | None:
+        """One database lookup per token however many requests arrive at once."""
+        pending = self._lookups.get(digest)
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+            pending = asyncio.ensure_future(in_db_thread(self._lookup_token, digest))
+            self._lookups[digest] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(digest, None))
+        return await asyncio.shield(pending)
 
     @staticmethod
     def _lookup_token(digest: str) -> ClientInfo | None:

@@ -427,9 +427,16 @@ def build_call(client, data: ChatCompletionIn, request: HttpRequest) -> GatewayC
 
 
 def wants_cache(request: HttpRequest) -> bool:
-    """`Cache-Control: no-cache` (or no-store) asks for a fresh answer."""
+    """Opt-in: `X-NeuroRoute-Cache: on` lets a repeated request be answered from the cache.
+
+    SDK users expect every call to generate anew (temperature, tools), so
+    the compatible endpoints cache only when asked; `Cache-Control: no-cache`
+    always wins.
+    """
     directives = request.headers.get("Cache-Control", "").lower()
-    return "no-cache" not in directives and "no-store" not in directives
+    if "no-cache" in directives or "no-store" in directives:
+        return False
+    return request.headers.get("X-NeuroRoute-Cache", "").strip().lower() in ("on", "1", "true")
 
 
 def completion_body(call: GatewayCall, done: gateway.Completed) -> dict[str, Any]:

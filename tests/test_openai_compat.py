@@ -453,3 +453,15 @@ def test_wrong_method_is_405_in_openai_shape(live_server_url, user_token, reques
     assert response.headers["allow"] == "POST"
     assert response.json()["error"]["code"] == "method_not_allowed"
     assert request_logs(1)[0].http_status == 405
+
+
+def test_answers_are_generated_anew_unless_the_client_opts_into_the_cache(client, request_logs):
+    ask = {"model": "openai", "messages": user("What is the tallest mountain?")}
+    client.chat.completions.create(**ask)
+    client.chat.completions.create(**ask)
+    opted = {"extra_headers": {"X-NeuroRoute-Cache": "on"}}
+    client.chat.completions.create(**ask, **opted)  # stored
+    client.chat.completions.create(**ask, **opted)  # served from the cache
+
+    rows = sorted(request_logs(4), key=lambda row: row.created_at)
+    assert [row.cache_hit for row in rows] == [False, False, False, True]
