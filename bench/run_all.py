@@ -310,6 +310,7 @@ def prepare_db(db: str) -> str:
         subprocess.run([*psql, "drop database if exists nr_bench with (force)"], check=True, timeout=60)
         subprocess.run([*psql, "create database nr_bench"], check=True, timeout=60)
     manage(db, "migrate", "-v", "0")
+    manage(db, "train_classifier", "--no-cv")  # `auto` routing as a fresh `make run` has it
     return manage(db, "create_client_token", f"bench-{db}").strip().splitlines()[0].strip()
 
 
@@ -467,7 +468,44 @@ def f(v: float | None, nd: int = 2) -> str:
     return "n/a" if v is None else f"{v:.{nd}f}"
 
 
-def render(results: list[dict], info: dict, args: argparse.Namespace) -> str:
+def decision_section(decision: dict | None) -> list[str]:
+    """Figure 5 (routing issue): the whole routing decision, in-process."""
+    if not decision:
+        return []
+    lines = [
+        "## 5. Routing decision latency",
+        "",
+        (
+            f"`python bench/decision_bench.py`: the real router (explicit → rules → classifier → requirements → "
+            f"priority) with {decision['rules']} enabled phrase rules and the default classifier, in-process, on "
+            "prompts built from the shipped examples (no LLM call). Target: p50 ≤ 3 ms, p99 ≤ 10 ms for prompts "
+            "up to 4,000 tokens."
+        ),
+        "",
+        "| prompts | max tokens | n | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, stats in decision["results"].items():
+        lines.append(
+            f"| {name} | {stats.get('tokens_max', '')} | {stats['n']} | {stats['p50_ms']:.3f} | {stats['p99_ms']:.3f} |"
+        )
+    lines.append("")
+    return lines
+
+
+def run_decision_bench() -> dict | None:
+    res = subprocess.run(
+        [PY, str(BENCH / "decision_bench.py"), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        check=False,
+    )
+    start = res.stdout.find("{")
+    if res.returncode or start < 0:
+        log(f"decision bench failed: {res.stderr[-500:]}")
+        return None
+    return json.loads(res.stdout[start:])
+
+
+def render(results: list[dict], info: dict, args: argparse.Namespace, decision: dict | None = None) -> str:
     T = TARGETS
     L: list[str] = []
     a = L.append
@@ -602,6 +640,7 @@ def render(results: list[dict], info: dict, args: argparse.Namespace) -> str:
         a("")
     a("## Comparison")
     a("")
+    L.extend(decision_section(decision))
     a(COMPARISON.format(**summary_numbers(results)))
     a("")
     a(PROFILE_NOTES)
@@ -630,25 +669,33 @@ def render(results: list[dict], info: dict, args: argparse.Namespace) -> str:
     return "\n".join(L)
 
 
-PROFILE_NOTES = """## Where the time goes (py-spy, run of 2026-11-26)
+PROFILE_NOTES = """## Where the time goes (py-spy), and what was changed because of it
 
-`run_all.py --profile` records the worker with `py-spy record --gil` (only the thread holding the
-GIL, so samples ≈ CPU) during the forced-model throughput run and the 1,000-stream run; the folded
-stacks are in `bench/out/`. Inclusive shares of the worker's samples, SQLite run (PostgreSQL alike):
+`run_all.py --profile` records a worker with `py-spy record --gil` (only the thread holding the
+GIL, so samples ≈ CPU); folded stacks go to `bench/out/`. The first profiles of this gateway showed
+~4.5 ms of CPU per request and 150 req/s per worker; these changes brought it to the figures above:
 
-- Throughput, `POST /prompt`: OpenAI SDK request building ~23 % (`AsyncCompletions.create` →
-  `async_transform` of the params ~6 %, `_build_request`/`_prepare_url` → httpx2 `URL`/`urlparse`
-  ~5 %); Django's sync `MiddlewareMixin` middlewares (`SessionMiddleware`, `CsrfViewMiddleware`,
-  `AuthenticationMiddleware`, `MessageMiddleware`, …) each hop to a thread via `SyncToAsync`
-  ~15 % (`ThreadPoolExecutor.submit`, `wrap_future`/`_chain_future`, asgiref bookkeeping); the
-  request-log writer's `bulk_create` ~6 %.
-- 1,000 streams: opening the upstream stream ~45 % — the OpenAI SDK's `async_transform` of
-  `messages` ~18 % (`is_mapping` → `typing` `__instancecheck__`), request building and httpx2 URL
-  parsing ~8 %; uvicorn `on_header` ~15 %; aiohttp client `_reschedule_timeout` per received chunk
-  ~12 %; per-chunk `construct_type` (pydantic models for each SSE chunk) ~6 %.
-- Gateway CPU per request is ~4.3–4.9 ms on `/prompt` and ~2.5–2.8 ms on `/v1/chat/completions`
-  (tables above), so one worker tops out near 200–230 req/s (`/prompt`) even on a free core:
-  the throughput and overhead targets need that CPU cost cut, not just a quieter machine."""
+- Django's stock `MiddlewareMixin` middlewares run `process_request`/`process_response` through
+  `sync_to_async` even under ASGI, and `ASGIHandler` sends `request_started`/`request_finished`
+  through a per-request `ThreadSensitiveContext`, i.e. a thread started and joined per request.
+  The gateway paths (`/prompt`, `/route`, `/v1/…`) are served by `neuroroute_site.asgi.GatewayHandler`,
+  Django's handler without middleware or those signals (the admin and REST API keep the full stack).
+- The SDKs' typed `create()` spent ~20 % of a request transforming parameters and building pydantic
+  objects per streamed chunk; adapters now send the JSON body through the same SDK client's `post()`
+  and parse answers and SSE events with orjson (`providers/adapters/wire.py`).
+- Request-log rows are converted field by field with cheap per-type converters and written with one
+  `executemany` per batch (Django's `bulk_create` compiler cost ~60 µs per row on the writer thread,
+  stalling the event loop through the GIL).
+- Token lookups are single-flight (1,000 requests arriving at once with one token make one query),
+  the circuit breaker reads settings at most once a second, and `gc.freeze()` after warm-up keeps
+  the long-lived objects out of full collections.
+
+What remains, per request on `POST /prompt`: the SDK client's request building and the aiohttp
+round trip (~25 %), uvicorn's socket writes (~15 %), Django's request object and URL resolution
+(~10 %), the request-log writer (~10 %, another thread). For 1,000 concurrent streams, every stream
+opens a new upstream connection (`aiohttp` connect ~15 %), and the three processes (load generator,
+fake upstream, two gateway workers) share two cores, so the time-to-first-token ratio is bound by
+CPU contention on this machine."""
 
 
 COMPARISON = (
@@ -692,7 +739,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.render_only:
         data = json.loads((BENCH / "results.json").read_text())
-        Path(args.out).write_text(render(data["results"], data["machine"], args))
+        Path(args.out).write_text(render(data["results"], data["machine"], args, data.get("decision")))
         return 0
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
@@ -719,9 +766,14 @@ def main() -> int:
             if args.only in (None, db):
                 results.append(bench_db(db, args))
                 (BENCH / "results.json").write_text(json.dumps({"machine": info, "results": results}, indent=1))
+        log("figure 5, routing decision latency")
+        decision = run_decision_bench()
+        (BENCH / "results.json").write_text(
+            json.dumps({"machine": info, "results": results, "decision": decision}, indent=1)
+        )
     finally:
         stop_all()
-    Path(args.out).write_text(render(results, info, args))
+    Path(args.out).write_text(render(results, info, args, decision))
     log(f"wrote {args.out} and bench/results.json")
     return 0
 

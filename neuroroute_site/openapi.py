@@ -29,9 +29,25 @@ ERROR_SCHEMA = {
 
 
 def _operations() -> list[dict[str, Any]]:
-    from routing import api
+    from routing import anthropic_compat, api, openai_compat
 
     return [
+        {
+            "path": "/v1/chat/completions",
+            "operation_id": "openai_chat_completions",
+            "summary": "OpenAI-compatible chat completions (model: a key, an upstream name, or 'auto')",
+            "request": openai_compat.ChatCompletionIn,
+            "response": None,  # OpenAI's own chat.completion object
+            "stream": True,
+        },
+        {
+            "path": "/v1/messages",
+            "operation_id": "anthropic_messages",
+            "summary": "Anthropic-compatible messages (auth: x-api-key or Bearer with a NeuroRoute token)",
+            "request": anthropic_compat.MessagesIn,
+            "response": None,  # Anthropic's own message object
+            "stream": True,
+        },
         {
             "path": "/prompt",
             "operation_id": "prompt",
@@ -63,9 +79,10 @@ def add_gateway_paths(result: dict[str, Any], generator, request, public) -> dic
     components.setdefault("GatewayError", ERROR_SCHEMA)
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/GatewayError"}}}}
     for op in _operations():
-        ok_content = {"application/json": {"schema": _schema_ref(op["response"], components)}}
+        response_schema = _schema_ref(op["response"], components) if op["response"] else {"type": "object"}
+        ok_content = {"application/json": {"schema": response_schema}}
         if op.get("stream"):
-            ok_content["text/event-stream"] = {"schema": {"type": "string", "description": "SSE: route, delta…, done"}}
+            ok_content["text/event-stream"] = {"schema": {"type": "string", "description": "server-sent events"}}
         result.setdefault("paths", {})[op["path"]] = {
             "post": {
                 "operationId": op["operation_id"],

@@ -36,11 +36,11 @@ class KeyStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "base_url", "enabled", "key_status")
+    list_display = ("name", "kind", "base_url", "enabled", "key_status", "circuit")
     list_editable = ("enabled",)
     list_filter = ("kind", "enabled", KeyStatusFilter)
     search_fields = ("name", "base_url", "api_key_env")
-    readonly_fields = ("key_failing_since", "key_error", "created_at", "updated_at")
+    readonly_fields = ("key_failing_since", "key_error", "circuit", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "kind", "base_url", "enabled")}),
         (
@@ -52,6 +52,7 @@ class ProviderAdmin(admin.ModelAdmin):
             },
         ),
         ("Timeouts (seconds)", {"fields": ("connect_timeout", "read_timeout")}),
+        ("Circuit breaker", {"fields": ("circuit",)}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
     actions = ("clear_key_failure",)
@@ -61,6 +62,30 @@ class ProviderAdmin(admin.ModelAdmin):
             # Django 6's default; a scheme-less cloud URL should not become http://.
             kwargs["assume_scheme"] = "https"
         return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        # One look at the (possibly Redis-shared) breaker per page, not per row.
+        from routing.breaker import breaker
+
+        self._circuits = breaker.status()
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="circuit")
+    def circuit(self, obj: Provider) -> str:
+        from routing.breaker import breaker
+
+        circuits = getattr(self, "_circuits", None)
+        state = (circuits if circuits is not None else breaker.status()).get(obj.name)
+        if state is None or state["state"] == "closed":
+            failures = state["consecutive_failures"] if state else 0
+            return f"closed ({failures} recent failures)" if failures else "closed"
+        if state["state"] == "open":
+            return format_html(
+                '<strong style="color:#ba2121">open</strong> · {} failures · retry in {} s',
+                state["consecutive_failures"],
+                state.get("retry_in_s", "?"),
+            )
+        return format_html('<strong style="color:#b58105">half-open</strong> · probing')
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         # One EXISTS per row instead of one query per row for the key column.
