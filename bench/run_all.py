@@ -493,6 +493,33 @@ def decision_section(decision: dict | None) -> list[str]:
     return lines
 
 
+def run_transport_compare(n: int = 1000) -> list[str]:
+    res = subprocess.run(
+        [PY, str(BENCH / "transport_compare.py"), "-n", str(n)], cwd=ROOT, capture_output=True, text=True,
+        timeout=300, check=False,
+    )
+    return [line for line in res.stdout.splitlines() if "streams:" in line]
+
+
+def transport_section(lines: list[str] | None) -> list[str]:
+    if not lines:
+        return []
+    return [
+        "## Choice of HTTP transport for the SDK clients",
+        "",
+        ("`python bench/transport_compare.py -n 1000`: the same OpenAI adapter streaming from the fake upstream "
+        "(20 chunks each) through each transport, in one process, each measured twice, alternating:"),
+        "",
+        "```",
+        *lines,
+        "```",
+        "",
+        ("NeuroRoute uses `openai.DefaultAioHttpClient` (one pooled client per event loop, shared by every "
+        "adapter: `providers/clients.py`)."),
+        "",
+    ]
+
+
 def run_decision_bench() -> dict | None:
     res = subprocess.run(
         [PY, str(BENCH / "decision_bench.py"), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=600,
@@ -505,7 +532,13 @@ def run_decision_bench() -> dict | None:
     return json.loads(res.stdout[start:])
 
 
-def render(results: list[dict], info: dict, args: argparse.Namespace, decision: dict | None = None) -> str:
+def render(
+    results: list[dict],
+    info: dict,
+    args: argparse.Namespace,
+    decision: dict | None = None,
+    transport: list[str] | None = None,
+) -> str:
     T = TARGETS
     L: list[str] = []
     a = L.append
@@ -641,6 +674,7 @@ def render(results: list[dict], info: dict, args: argparse.Namespace, decision: 
     a("## Comparison")
     a("")
     L.extend(decision_section(decision))
+    L.extend(transport_section(transport))
     a(COMPARISON.format(**summary_numbers(results)))
     a("")
     a(PROFILE_NOTES)
@@ -739,7 +773,9 @@ def main() -> int:
     args = ap.parse_args()
     if args.render_only:
         data = json.loads((BENCH / "results.json").read_text())
-        Path(args.out).write_text(render(data["results"], data["machine"], args, data.get("decision")))
+        Path(args.out).write_text(
+            render(data["results"], data["machine"], args, data.get("decision"), data.get("transport"))
+        )
         return 0
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
@@ -768,12 +804,14 @@ def main() -> int:
                 (BENCH / "results.json").write_text(json.dumps({"machine": info, "results": results}, indent=1))
         log("figure 5, routing decision latency")
         decision = run_decision_bench()
+        log("HTTP transport comparison")
+        transport = run_transport_compare()
         (BENCH / "results.json").write_text(
-            json.dumps({"machine": info, "results": results, "decision": decision}, indent=1)
+            json.dumps({"machine": info, "results": results, "decision": decision, "transport": transport}, indent=1)
         )
     finally:
         stop_all()
-    Path(args.out).write_text(render(results, info, args, decision))
+    Path(args.out).write_text(render(results, info, args, decision, transport))
     log(f"wrote {args.out} and bench/results.json")
     return 0
 
