@@ -20,14 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from providers.adapters.base import StreamDelta
 from routing import gateway
+from routing.answering import answer, failed, with_error_headers
 from routing.decision import RouteRequest
-from routing.gateway import ClientError, GatewayCall
+from routing.gateway import ClientError, GatewayCall, require_method
 from routing.openai_compat import (
-    MethodNotAllowed,
-    answer,
-    failed,
-    require_method,
     route_headers,
+    unknown_model_as_404,
     validate,
     wants_cache,
 )
@@ -289,11 +287,7 @@ def error_body(status: int, message: str) -> dict[str, Any]:
 def error_response(exc: Exception, status: int) -> HttpResponse:
     message = getattr(exc, "message", None) or "Internal error"
     response = HttpResponse(orjson.dumps(error_body(status, message)), status=status, content_type="application/json")
-    if getattr(exc, "retry_after", None) is not None:
-        response["Retry-After"] = str(max(1, round(exc.retry_after)))
-    if isinstance(exc, MethodNotAllowed):
-        response["Allow"] = exc.allowed
-    return response
+    return with_error_headers(response, exc)
 
 
 def content_blocks(text: str, tool_calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -425,11 +419,12 @@ async def messages_view(request: HttpRequest) -> HttpResponse:
         body = gateway.parse_json(request)
         data = validate(MessagesIn, body)
     except ClientError as exc:
-        return failed(gateway.unrouted_call(ENDPOINT, client, body), exc, error_response)
+        return failed(gateway.unrouted_call(ENDPOINT, client, body), exc, error_response, unknown_model_as_404)
     return await answer(
         build_call(client, data, request),
         writer_for=EventWriter,
         body_for=message_body,
         headers_for=answer_headers,
         respond=error_response,
+        translate=unknown_model_as_404,
     )

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import time
-from functools import wraps
 from typing import Any, Literal
 
 import orjson
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from providers.adapters.base import StreamDelta, UpstreamError
+from providers.adapters.base import StreamDelta
 from routing import gateway
+from routing.answering import answer, with_error_headers
 from routing.decision import RouteRequest, RoutingError
-from routing.gateway import ClientError, GatewayCall
-from routing.streaming import Relay, StreamTally, open_stream, sse_response
+from routing.gateway import ClientError, GatewayCall, validate
+from routing.streaming import StreamTally
 
 Priority = Literal["cost", "speed", "quality"]
 
@@ -46,8 +46,6 @@ class PromptIn(BaseModel):
     def prompt_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("prompt must not be blank")
-        if len(value) > settings.NEUROROUTE["MAX_PROMPT_CHARS"]:
-            raise ValueError(f"prompt exceeds {settings.NEUROROUTE['MAX_PROMPT_CHARS']} characters")
         return value
 
 
@@ -81,36 +79,22 @@ class RouteDecisionOut(BaseModel):
     explanation: dict[str, Any]
 
 
-def error_response(exc: ClientError | RoutingError | UpstreamError, status: int | None = None) -> HttpResponse:
-    status = status or getattr(exc, "status", None) or 500
+def error_response(exc: Exception, status: int) -> HttpResponse:
     body = {"error": {"message": exc.message, "code": getattr(exc, "code", None) or getattr(exc, "kind", "error"), "status": status}}
     if getattr(exc, "param", None):
         body["error"]["param"] = exc.param
-    return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+    return with_error_headers(json_response(body, status), exc)
 
 
 def json_response(data: dict[str, Any], status: int = 200) -> HttpResponse:
     return HttpResponse(orjson.dumps(data), status=status, content_type="application/json")
 
 
-def validation_message(exc: ValidationError) -> tuple[str, str | None]:
-    first = exc.errors()[0]
-    location = ".".join(str(part) for part in first["loc"]) or None
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    return (f"{location}: {message}" if location else message), location
-
-
 def parse_prompt(body: Any) -> PromptIn:
-    if not isinstance(body, dict):
-        raise ClientError("Body must be a JSON object")
-    try:
-        data = PromptIn.model_validate(body)
-    except ValidationError as exc:
-        message, param = validation_message(exc)
-        status = 413 if "exceeds" in message and param == "prompt" else 400
-        raise ClientError(message, status=status, param=param) from None
+    data = validate(PromptIn, body)
+    limit = settings.NEUROROUTE["MAX_PROMPT_CHARS"]
+    if len(data.prompt) > limit:
+        raise ClientError(f"prompt: exceeds {limit} characters", status=413, code="payload_too_large", param="prompt")
     return data
 
 
@@ -139,10 +123,11 @@ def build_call(endpoint: str, client, data: PromptIn) -> GatewayCall:
 
 
 async def _parsed_call(request: HttpRequest, endpoint: str) -> GatewayCall:
-    """Authenticate and parse; on failure the error is logged and re-raised."""
+    """Check, authenticate and parse; on failure the error is logged and re-raised."""
     client = None
     body = None
     try:
+        gateway.require_method(request, "POST")
         client = await gateway.authenticate(request)
         body = gateway.parse_json(request)
         return build_call(endpoint, client, parse_prompt(body))
@@ -151,61 +136,41 @@ async def _parsed_call(request: HttpRequest, endpoint: str) -> GatewayCall:
         raise
 
 
-def post_only(view):
-    """Like require_POST, but the 405 says so in JSON."""
-
-    async def wrapper(request: HttpRequest) -> HttpResponse:
-        if request.method != "POST":
-            response = json_response(
-                {"error": {"message": f"Method {request.method} not allowed; use POST", "code": "method_not_allowed", "status": 405}},
-                status=405,
-            )
-            response["Allow"] = "POST"
-            return response
-        return await view(request)
-
-    return csrf_exempt(wraps(view)(wrapper))
+def request_id_header(call: GatewayCall) -> dict[str, str]:
+    return {"X-Request-Id": str(call.request_id)}
 
 
-@post_only
+def prompt_body(call: GatewayCall, done: gateway.Completed) -> dict[str, Any]:
+    result = done.result
+    return {
+        "request_id": str(call.request_id),
+        "model_used": done.model.key,
+        "upstream_model": done.model.upstream_model,
+        "response": result.text,
+        "latency_ms": round(call.elapsed_ms(), 2),
+        "token_usage": usage(result.prompt_tokens, result.completion_tokens),
+        "cost_usd": 0.0 if done.cached else round(done.model.cost(result.prompt_tokens, result.completion_tokens), 6),
+        "route": call.route_info(),
+        "cached": done.cached,
+    }
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+@csrf_exempt
 async def prompt_view(request: HttpRequest) -> HttpResponse:
     try:
         call = await _parsed_call(request, "prompt")
     except ClientError as exc:
-        return error_response(exc)
-    if call.stream:
-        return await _stream_prompt(call)
-    try:
-        done = await gateway.complete(call)
-    except (RoutingError, UpstreamError) as exc:
-        return error_response(exc, gateway.log_failure(call, exc))
-    result = done.result
-    cost = done.model.cost(result.prompt_tokens, result.completion_tokens) if not done.cached else 0.0
-    gateway.log_call(
-        call,
-        status="ok",
-        http_status=200,
-        response=result.text,
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        cached=done.cached,
-    )
-    return json_response(
-        {
-            "request_id": str(call.request_id),
-            "model_used": done.model.key,
-            "upstream_model": done.model.upstream_model,
-            "response": result.text,
-            "latency_ms": round(call.elapsed_ms(), 2),
-            "token_usage": {
-                "prompt_tokens": result.prompt_tokens,
-                "completion_tokens": result.completion_tokens,
-                "total_tokens": result.prompt_tokens + result.completion_tokens,
-            },
-            "cost_usd": round(cost, 6),
-            "route": call.route_info(),
-            "cached": done.cached,
-        }
+        return error_response(exc, exc.status)
+    return await answer(
+        call, writer_for=PromptEvents, body_for=prompt_body, headers_for=request_id_header, respond=error_response
     )
 
 
@@ -235,11 +200,7 @@ class PromptEvents:
                 "model_used": model.key,
                 "upstream_model": model.upstream_model,
                 "latency_ms": round(self.call.elapsed_ms(), 2),
-                "token_usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
+                "token_usage": usage(prompt_tokens, completion_tokens),
                 "cost_usd": round(model.cost(prompt_tokens, completion_tokens), 6),
                 "route": self.call.route_info(),
                 "cached": False,
@@ -250,26 +211,17 @@ class PromptEvents:
         return sse("error", {"error": {"message": message, "code": code, "status": status}})
 
 
-async def _stream_prompt(call: GatewayCall) -> HttpResponse:
-    # Failures before the first token still get a real HTTP status.
-    try:
-        deltas, first = await open_stream(call)
-    except (RoutingError, UpstreamError) as exc:
-        return error_response(exc, gateway.log_failure(call, exc))
-    relay = Relay(call, deltas, first, PromptEvents(call))
-    return sse_response(relay, {"X-Request-Id": str(call.request_id)})
-
-
-@post_only
+@csrf_exempt
 async def route_view(request: HttpRequest) -> HttpResponse:
     """Dry run: the routing decision with its explanation, no LLM call."""
     started = time.perf_counter()
     try:
+        gateway.require_method(request, "POST")
         client = await gateway.authenticate(request)
         call = build_call("route", client, parse_prompt(gateway.parse_json(request)))
         await gateway.prepare(call)
     except (ClientError, RoutingError) as exc:
-        return error_response(exc)
+        return error_response(exc, exc.status)
     explanation = call.decision.explain()
     explanation["decision_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return json_response({"route": call.route_info(), "explanation": explanation})

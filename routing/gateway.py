@@ -7,23 +7,25 @@ how they parse requests and shape answers; everything between lives here.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from django.utils import timezone
+from pydantic import BaseModel, ValidationError
 
 from providers.adapters.base import ChatRequest, ChatResult, UpstreamError
 from routing import execution
 from routing.decision import Decision, RouteRequest, RoutingError
-from routing.gateway_config import ClientInfo, GatewayConfig, ModelInfo, config_store
+from routing.gateway_config import ClientInfo, ModelInfo, config_store
 from routing.logwriter import request_log_writer
 from routing.response_cache import cache_key, response_cache
 from routing.router import route
@@ -38,6 +40,17 @@ class ClientError(Exception):
     def __init__(self, message: str, *, status: int = 400, code: str = "invalid_request", param: str | None = None):
         super().__init__(message)
         self.message, self.status, self.code, self.param = message, status, code, param
+
+
+class MethodNotAllowed(ClientError):
+    def __init__(self, method: str, allowed: str) -> None:
+        super().__init__(f"Method {method} not allowed; use {allowed}", status=405, code="method_not_allowed")
+        self.allowed = allowed
+
+
+def require_method(request: HttpRequest, method: str) -> None:
+    if request.method != method:
+        raise MethodNotAllowed(request.method, method)
 
 
 def bearer_token(request: HttpRequest, *, allow_x_api_key: bool = False) -> str:
@@ -75,6 +88,35 @@ def parse_json(request: HttpRequest) -> Any:
         raise ClientError(f"Body is not valid UTF-8 JSON: {exc}", code="invalid_json") from None
 
 
+Model = TypeVar("Model", bound=BaseModel)
+# pydantic names the union member that failed in an error's location ("str",
+# "literal['a','b']", "ContentPart"); clients want only the field path.
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|list|dict|none|literal|function-\w+)\b|[\[\]'A-Z]")
+
+
+def param_path(loc: tuple[Any, ...]) -> str | None:
+    """`messages[0].role` from pydantic's location, without its union-member tags."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not _TYPE_TAG.search(part):
+            path += f".{part}" if path else part
+    return path or None
+
+
+def validate(schema: type[Model], body: Any) -> Model:
+    if not isinstance(body, dict):
+        raise ClientError("Body must be a JSON object")
+    try:
+        return schema.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = param_path(first["loc"])
+        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+        raise ClientError(f"{param}: {message}" if param else message, param=param) from None
+
+
 def render_messages(messages: list[dict[str, Any]]) -> str:
     """A readable transcript for the request log."""
     lines = []
@@ -101,7 +143,6 @@ class GatewayCall:
     request_id: uuid.UUID = field(default_factory=uuid.uuid4)
     started: float = field(default_factory=time.perf_counter)
     created_at: datetime = field(default_factory=timezone.now)
-    config: GatewayConfig | None = None
     decision: Decision | None = None
     execution: execution.Execution | None = None
     cache_key: str = ""
@@ -123,8 +164,7 @@ async def prepare(call: GatewayCall) -> GatewayCall:
     """Route the call (no upstream traffic); raises RoutingError."""
     if call.client is not None and not call.route_request.priority and call.client.priority:
         call.route_request.priority = call.client.priority
-    call.config = await config_store.get()
-    call.decision = route(call.route_request, call.config)
+    call.decision = route(call.route_request, await config_store.get())
     deadline = min(call.deadline_s or settings.NEUROROUTE["REQUEST_DEADLINE"], settings.NEUROROUTE["REQUEST_DEADLINE"])
     call.execution = execution.Execution(decision=call.decision, deadline=time.monotonic() + deadline)
     return call

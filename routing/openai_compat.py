@@ -10,11 +10,8 @@ Anthropic-compatible endpoints.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import re
-from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import orjson
 from django.http import HttpRequest, HttpResponse
@@ -23,25 +20,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from providers.adapters.base import StreamDelta, UpstreamError
+from providers.adapters.base import StreamDelta
 from providers.models import ModelEntry
 from routing import gateway
+from routing.answering import answer, failed, with_error_headers
 from routing.decision import RouteRequest, RoutingError
-from routing.gateway import ClientError, GatewayCall
+from routing.gateway import ClientError, GatewayCall, require_method, validate
 from routing.gateway_config import in_db_thread
-from routing.streaming import (
-    Relay,
-    StreamTally,
-    StreamWriter,
-    logged_response,
-    open_stream,
-    sse_response,
-)
+from routing.streaming import StreamTally
 
 logger = logging.getLogger("neuroroute.compat")
 ENDPOINT = "chat.completions"
@@ -180,48 +170,6 @@ def text_of(content: Any) -> str:
     return " ".join(part.text for part in content or () if part.type == "text" and part.text)
 
 
-# --------------------------------------------------------------------------- parsing (shared)
-
-Model = TypeVar("Model", bound=BaseModel)
-# pydantic names the union member that failed in an error's location ("str",
-# "literal['a','b']", "ContentPart"); clients want only the field path.
-_TYPE_TAG = re.compile(r"^(str|int|float|bool|list|dict|none|literal|function-\w+)\b|[\[\]'A-Z]")
-
-
-def param_path(loc: tuple[Any, ...]) -> str | None:
-    """`messages[0].role` from pydantic's location, without its union-member tags."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif not _TYPE_TAG.search(part):
-            path += f".{part}" if path else part
-    return path or None
-
-
-def validate(schema: type[Model], body: Any) -> Model:
-    if not isinstance(body, dict):
-        raise ClientError("Body must be a JSON object")
-    try:
-        return schema.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = param_path(first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        raise ClientError(f"{param}: {message}" if param else message, param=param) from None
-
-
-class MethodNotAllowed(ClientError):
-    def __init__(self, method: str, allowed: str) -> None:
-        super().__init__(f"Method {method} not allowed; use {allowed}", status=405, code="method_not_allowed")
-        self.allowed = allowed
-
-
-def require_method(request: HttpRequest, method: str) -> None:
-    if request.method != method:
-        raise MethodNotAllowed(request.method, method)
-
-
 def unknown_model_as_404(exc: Exception) -> Exception:
     """The router calls an unknown model a bad request; both SDKs expect a 404."""
     if isinstance(exc, RoutingError) and exc.code == "unknown_model":
@@ -270,64 +218,7 @@ def error_response(exc: Exception, status: int) -> HttpResponse:
         status=status,
         content_type="application/json",
     )
-    if getattr(exc, "retry_after", None) is not None:
-        response["Retry-After"] = str(max(1, round(exc.retry_after)))
-    if isinstance(exc, MethodNotAllowed):
-        response["Allow"] = exc.allowed
-    return response
-
-
-def failed(call: GatewayCall, exc: Exception, respond=error_response) -> HttpResponse:
-    """Log the failure (the call's one row) and answer in the endpoint's error shape."""
-    exc = unknown_model_as_404(exc)
-    response = respond(exc, gateway.log_failure(call, exc))
-    response["x-request-id"] = str(call.request_id)
-    return response
-
-
-async def answer(
-    call: GatewayCall,
-    *,
-    writer_for: Callable[[GatewayCall], StreamWriter],
-    body_for: Callable[[GatewayCall, gateway.Completed], dict[str, Any]],
-    headers_for: Callable[[GatewayCall], dict[str, str]],
-    respond: Callable[[Exception, int], HttpResponse] = error_response,
-) -> HttpResponse:
-    """Run a parsed call and answer it, streamed or not, writing its one log row.
-
-    Shared by both compatible endpoints: they differ only in the writer of
-    stream events, the body of a complete answer and the error shape.
-    """
-    if call.stream:
-        try:
-            deltas, first = await open_stream(call)
-        except (RoutingError, UpstreamError) as exc:
-            return failed(call, exc, respond)
-        except Exception as exc:
-            logger.exception("stream failed to start", extra={"request_id": str(call.request_id)})
-            return failed(call, exc, respond)
-        return sse_response(Relay(call, deltas, first, writer_for(call)), headers_for(call))
-    try:
-        done = await gateway.complete(call)
-    except asyncio.CancelledError:
-        gateway.log_call(call, status="cancelled", http_status=499, error="client disconnected")
-        raise
-    except (RoutingError, UpstreamError) as exc:
-        return failed(call, exc, respond)
-    except Exception as exc:
-        logger.exception("request failed", extra={"request_id": str(call.request_id)})
-        return failed(call, exc, respond)
-    result = done.result
-    gateway.log_call(
-        call,
-        status="ok",
-        http_status=200,
-        response=logged_response(result.text, result.tool_calls),
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        cached=done.cached,
-    )
-    return HttpResponse(orjson.dumps(body_for(call, done)), content_type="application/json", headers=headers_for(call))
+    return with_error_headers(response, exc)
 
 
 def usage_body(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -468,12 +359,14 @@ async def chat_completions_view(request: HttpRequest) -> HttpResponse:
         body = gateway.parse_json(request)
         data = validate(ChatCompletionIn, body)
     except ClientError as exc:
-        return failed(gateway.unrouted_call(ENDPOINT, client, body), exc)
+        return failed(gateway.unrouted_call(ENDPOINT, client, body), exc, error_response, unknown_model_as_404)
     return await answer(
         build_call(client, data, request),
         writer_for=lambda call: ChunkWriter(call, data.include_usage),
         body_for=completion_body,
         headers_for=route_headers,
+        respond=error_response,
+        translate=unknown_model_as_404,
     )
 
 

@@ -151,3 +151,24 @@ def test_failed_upstream_is_logged(http, request_logs, upstream_faults):
     [row] = request_logs(1)
     assert (row.status, row.http_status) == ("upstream_error", 400)
     assert row.attempts[0]["model"] == "local" and not any(attempt["ok"] for attempt in row.attempts)
+
+
+def test_wrong_method_is_405_json_and_logged(http, request_logs):
+    response = http.get("/prompt")
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    [row] = request_logs(1)
+    assert (row.endpoint, row.status, row.http_status) == ("prompt", "client_error", 405)
+
+
+def test_client_leaving_a_slow_answer_is_logged_as_cancelled(live_server_url, user_token, request_logs):
+    body = {"prompt": "take your time [[fault:delay ms=3000]]", "metadata": {"model": "openai", "cache": False}}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{live_server_url}/prompt", json=body, headers={"Authorization": f"Bearer {user_token}"}, timeout=0.5
+        )
+
+    [row] = request_logs(1)
+    assert (row.status, row.http_status, row.stream) == ("cancelled", 499, False)
