@@ -38,6 +38,7 @@ def api_key_set(*, provider: Provider, key: str, label: str = "") -> ProviderAPI
         # of one of them failing on the one-active-key constraint.
         Provider.objects.select_for_update().filter(pk=provider.pk).first()
         ProviderAPIKey.objects.filter(provider=provider, is_active=True).update(is_active=False)
+        Provider.objects.filter(pk=provider.pk).clear_key_failure()  # a new key deserves a fresh start
         return ProviderAPIKey.objects.create(provider=provider, key=key, label=label)
 
 

@@ -111,8 +111,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Clear the key-failure flag (after fixing the key)")
     def clear_key_failure(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
-        for provider in queryset.filter(key_failing_since__isnull=False):
-            provider.clear_key_failure()
+        queryset.clear_key_failure()
         self.message_user(request, "Key failures cleared.")
 
 

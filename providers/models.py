@@ -6,7 +6,8 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.utils import timezone
+from django.db.models import F
+from django.db.models.functions import Coalesce, Now
 
 from providers.adapters import ADAPTERS
 
@@ -32,6 +33,15 @@ CAPABILITIES = (
 )
 
 
+class ProviderQuerySet(models.QuerySet):
+    def mark_key_failing(self, message: str) -> int:
+        """Record an upstream key rejection; the first one's time is kept."""
+        return self.update(key_failing_since=Coalesce(F("key_failing_since"), Now()), key_error=message[:300])
+
+    def clear_key_failure(self) -> int:
+        return self.filter(key_failing_since__isnull=False).update(key_failing_since=None, key_error="")
+
+
 class Provider(models.Model):
     """An upstream LLM service reached through one adapter kind."""
 
@@ -46,11 +56,14 @@ class Provider(models.Model):
     connect_timeout = models.FloatField(default=5.0, validators=[MinValueValidator(0.05)])
     read_timeout = models.FloatField(default=120.0, validators=[MinValueValidator(0.1)])
     enabled = models.BooleanField(default=True)
-    # Set when the upstream rejected our key (401/403); cleared on the next success.
+    # Set when the upstream rejected our key (401/403); cleared by the next
+    # success through it, or when a new key is stored.
     key_failing_since = models.DateTimeField(null=True, blank=True)
     key_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProviderQuerySet.as_manager()
 
     class Meta:
         ordering = ("name",)
@@ -61,15 +74,6 @@ class Provider(models.Model):
     def env_api_key(self) -> str:
         return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
 
-    def mark_key_failing(self, message: str) -> None:
-        Provider.objects.filter(pk=self.pk).update(
-            key_failing_since=timezone.now(), key_error=message[:300]
-        )
-
-    def clear_key_failure(self) -> None:
-        Provider.objects.filter(pk=self.pk, key_failing_since__isnull=False).update(
-            key_failing_since=None, key_error=""
-        )
 
 
 class ModelEntryQuerySet(models.QuerySet):

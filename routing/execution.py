@@ -83,13 +83,20 @@ def _backoff(attempt: int, error: UpstreamError) -> float:
     return delay
 
 
-def _note_auth_failure(model: ModelInfo, error: UpstreamError) -> None:
+def _note_key_failure(model: ModelInfo, error: UpstreamError) -> None:
     from providers.models import Provider
+    from routing.models import ConfigRevision
 
-    Provider.objects.filter(pk=model.provider_id).update(key_error=error.message[:300])
-    provider = Provider.objects.filter(pk=model.provider_id).first()
-    if provider is not None and provider.key_failing_since is None:
-        provider.mark_key_failing(error.message)
+    if Provider.objects.filter(pk=model.provider_id).mark_key_failing(error.message):
+        ConfigRevision.bump()  # so the next success knows there is a failure to clear
+
+
+def _clear_key_failure(model: ModelInfo) -> None:
+    from providers.models import Provider
+    from routing.models import ConfigRevision
+
+    if Provider.objects.filter(pk=model.provider_id).clear_key_failure():
+        ConfigRevision.bump()
 
 
 async def _record_failure(execution: Execution, model: ModelInfo, error: UpstreamError, started: float) -> None:
@@ -99,7 +106,7 @@ async def _record_failure(execution: Execution, model: ModelInfo, error: Upstrea
     if error.retryable:
         breaker.failure(model.provider.name)
     if error.auth_failure:
-        await in_db_thread(_note_auth_failure, model, error)
+        await in_db_thread(_note_key_failure, model, error)
     logger.warning(
         "upstream attempt failed",
         extra={"model": model.key, "provider": model.provider.name, "kind": error.kind, "status": error.status},
@@ -155,6 +162,8 @@ async def _run_attempts(
             execution.attempts.append(Attempt(model.key, model.provider.name, duration))
             breaker.success(model.provider.name)
             latency_stats.record(model.key, duration)
+            if model.key_failing:
+                await in_db_thread(_clear_key_failure, model)
             return result
     raise _final_error(execution, last_error)
 

@@ -63,6 +63,7 @@ class ModelInfo:
     tier: int
     fallbacks: tuple[str, ...]
     key_error: str = ""
+    key_failing: bool = False  # the upstream rejected the provider's key (see Provider.key_failing_since)
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return prompt_tokens * self.input_price_per_token + completion_tokens * self.output_price_per_token
@@ -169,6 +170,7 @@ def load_config() -> GatewayConfig:
             tier=entry.tier,
             fallbacks=tuple(entry.fallbacks or ()),
             key_error=key_error,
+            key_failing=entry.provider.key_failing_since is not None,
         )
     rules = []
     for rule in RoutingRule.objects.enabled():

@@ -212,6 +212,28 @@ def test_prompt_marks_a_rejected_key_and_health_shows_it(inject, ask, client):
     assert health["status"] == "degraded"
 
 
+def test_rejected_key_is_cleared_by_the_next_success(inject, ask, client):
+    inject({"mode": "status", "status": 401, "count": 1, "model": "gpt-4-turbo"})
+    ask()
+    assert Provider.objects.get(name="openai").key_failing_since is not None
+
+    assert ask().json()["model_used"] == "openai"  # the key works again
+
+    openai = Provider.objects.get(name="openai")
+    assert (openai.key_failing_since, openai.key_error) == (None, "")
+    assert client.get("/health").json()["checks"]["provider_keys"]["providers"]["openai"]["ok"] is True
+
+
+def test_storing_a_new_key_clears_the_failure(db):
+    from keys.services import api_key_set
+
+    openai = Provider.objects.get(name="openai")
+    Provider.objects.filter(pk=openai.pk).mark_key_failing("upstream returned 401")
+    api_key_set(provider=openai, key="sk-fresh-key-0123456789")
+
+    assert Provider.objects.get(pk=openai.pk).key_failing_since is None
+
+
 def test_prompt_answers_json_error_naming_the_failure_when_every_model_fails(inject, ask):
     inject({"mode": "status", "status": 500, "count": -1, "message": "all upstreams on fire"})
 

@@ -131,7 +131,7 @@ def test_key_rotation_still_decrypts_keys_under_the_old_key(openai):
 
 
 def test_degraded_while_an_upstream_rejects_its_key(openai):
-    openai.mark_key_failing("upstream returned 401: invalid api key")
+    Provider.objects.filter(pk=openai.pk).mark_key_failing("upstream returned 401: invalid api key")
 
     response = APIClient().get("/health")
 
