@@ -91,6 +91,27 @@ def _note_key_failure(model: ModelInfo, error: UpstreamError) -> None:
         ConfigRevision.bump()  # so the next success knows there is a failure to clear
 
 
+# Provider id -> when this worker last recorded its stored key's use.
+_key_used_at: dict[int, float] = {}
+
+
+def _touch_stored_key(provider_id: int) -> None:
+    from django.utils import timezone
+
+    from keys.models import ProviderAPIKey
+
+    ProviderAPIKey.objects.filter(provider_id=provider_id, is_active=True).update(last_used_at=timezone.now())
+
+
+async def _note_success(model: ModelInfo) -> None:
+    if model.key_failing:
+        await in_db_thread(_clear_key_failure, model)
+    # "Last used" is for operators spotting idle keys: once a minute per worker is precise enough.
+    if model.key_stored and time.monotonic() - _key_used_at.get(model.provider_id, float("-inf")) > 60:
+        _key_used_at[model.provider_id] = time.monotonic()
+        await in_db_thread(_touch_stored_key, model.provider_id)
+
+
 def _clear_key_failure(model: ModelInfo) -> None:
     from providers.models import Provider
     from routing.models import ConfigRevision
@@ -162,8 +183,7 @@ async def _run_attempts(
             execution.attempts.append(Attempt(model.key, model.provider.name, duration))
             breaker.success(model.provider.name)
             latency_stats.record(model.key, duration)
-            if model.key_failing:
-                await in_db_thread(_clear_key_failure, model)
+            await _note_success(model)
             return result
     raise _final_error(execution, last_error)
 

@@ -64,6 +64,7 @@ class ModelInfo:
     fallbacks: tuple[str, ...]
     key_error: str = ""
     key_failing: bool = False  # the upstream rejected the provider's key (see Provider.key_failing_since)
+    key_stored: bool = False  # the key comes from ProviderAPIKey (not the environment)
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return prompt_tokens * self.input_price_per_token + completion_tokens * self.output_price_per_token
@@ -127,7 +128,7 @@ def phrase_words(phrase: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(phrase.lower()))
 
 
-def _provider_settings(entry: ModelEntry) -> tuple[ProviderSettings, str]:
+def _provider_settings(entry: ModelEntry) -> tuple[ProviderSettings, str, bool]:
     provider = entry.provider
     fake_url = settings.NEUROROUTE["FAKE_UPSTREAM_URL"]
     resolved = resolve_api_key(provider)
@@ -147,6 +148,7 @@ def _provider_settings(entry: ModelEntry) -> tuple[ProviderSettings, str]:
             read_timeout=provider.read_timeout,
         ),
         key_error,
+        resolved.source == "stored" and bool(resolved.value),
     )
 
 
@@ -156,7 +158,7 @@ def load_config() -> GatewayConfig:
     revision = ConfigRevision.current()
     models: dict[str, ModelInfo] = {}
     for entry in ModelEntry.objects.usable().select_related("provider"):
-        provider_settings, key_error = _provider_settings(entry)
+        provider_settings, key_error, key_stored = _provider_settings(entry)
         models[entry.key] = ModelInfo(
             key=entry.key,
             upstream_model=entry.upstream_model,
@@ -171,6 +173,7 @@ def load_config() -> GatewayConfig:
             fallbacks=tuple(entry.fallbacks or ()),
             key_error=key_error,
             key_failing=entry.provider.key_failing_since is not None,
+            key_stored=key_stored,
         )
     rules = []
     for rule in RoutingRule.objects.enabled():

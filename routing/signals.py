@@ -15,8 +15,7 @@ WATCHED = (Provider, ModelEntry, ProviderAPIKey, ClientToken, RoutingRule)
 @receiver(post_save)
 @receiver(post_delete)
 def bump_revision(sender, **kwargs) -> None:
+    # Bookkeeping (last_used_at) is written with update(), which sends no signal.
     if sender in WATCHED:
-        if kwargs.get("update_fields") == frozenset({"last_used_at"}):
-            return  # bookkeeping, not configuration
         ConfigRevision.bump()
 

@@ -30,6 +30,7 @@ def _point_providers_at_fake(fake_upstream, settings):
 @pytest.fixture(autouse=True)
 def _fresh_gateway_state():
     """Each test starts from the database's configuration, not a previous test's."""
+    from routing import execution
     from routing.breaker import breaker
     from routing.gateway_config import config_store
     from routing.latency import latency_stats
@@ -39,6 +40,7 @@ def _fresh_gateway_state():
     latency_stats.clear()
     breaker.reset()
     response_cache.reset()
+    execution._key_used_at.clear()
     yield
     config_store.invalidate()
 

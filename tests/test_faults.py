@@ -224,6 +224,18 @@ def test_rejected_key_is_cleared_by_the_next_success(inject, ask, client):
     assert client.get("/health").json()["checks"]["provider_keys"]["providers"]["openai"]["ok"] is True
 
 
+def test_a_stored_key_records_when_it_was_last_used(ask):
+    from keys.models import ProviderAPIKey
+    from keys.services import api_key_set
+
+    api_key_set(provider=Provider.objects.get(name="openai"), key="sk-stored-key-0123456789")
+    assert ProviderAPIKey.objects.get(is_active=True).last_used_at is None
+
+    assert ask().json()["model_used"] == "openai"
+
+    assert ProviderAPIKey.objects.get(is_active=True).last_used_at is not None
+
+
 def test_storing_a_new_key_clears_the_failure(db):
     from keys.services import api_key_set
 
