@@ -10,6 +10,7 @@ from django.conf import settings
 from routing.decision import Decision, RouteRequest
 from routing.gateway_config import GatewayConfig
 from routing.strategies import STRATEGIES
+from routing.strategies.requirements import drop_unfit
 from routing.tokens import count_message_tokens
 
 
@@ -24,11 +25,8 @@ def route(request: RouteRequest, config: GatewayConfig) -> Decision:
     decision.tokens = count_message_tokens(request.messages)
     for step in _pipeline(tuple(settings.NEUROROUTE["PIPELINE"])):
         step(decision)
-        if decision.decided and decision.step in ("explicit", "rule"):
-            # Later steps only narrow an undecided choice, but the fallback
-            # chain still needs the unfit models removed.
-            from routing.strategies import requirements
-
-            requirements.apply(decision)
+        if decision.decided:
             break
+    # However the choice was made, the fallback chain holds only models that fit.
+    drop_unfit(decision)
     return decision

@@ -30,12 +30,16 @@ def unfit_reason(decision: Decision, model: ModelInfo) -> str | None:
     return None
 
 
-def apply(decision: Decision) -> None:
+def drop_unfit(decision: Decision) -> None:
     for key, model in list(decision.candidates.items()):
         reason = unfit_reason(decision, model)
         if reason:
             decision.dropped[key] = reason
             del decision.candidates[key]
+
+
+def apply(decision: Decision) -> None:
+    drop_unfit(decision)
     if decision.tokens >= settings.NEUROROUTE["LONG_DOCUMENT_TOKENS"]:
         boosted = [key for key, m in decision.candidates.items() if "long_document" in m.capabilities]
         for key in boosted:
