@@ -3,7 +3,7 @@
 Run from the repository root:
 
     .venv/bin/python bench/classifier_dev.py [--dev ../shared/evaldata/routing_dev.jsonl]
-        [--examples routing/default_examples] [--no-cv] [--no-loso] [--no-timing] [--errors N]
+        [--examples routing/default_examples] [--router] [--no-cv] [--no-loso] [--no-timing] [--errors N]
 
 1. Out of the box: train on the default examples only, route every dev prompt to
    argmax over models of the summed label probabilities (INTENT_ROUTES), score it
@@ -14,6 +14,11 @@ Run from the repository root:
 3. Timing: p50/p99 of `predict` for short prompts and ~4,000-token prompts, plus
    artefact size and load time.
 
+By default a prompt goes to the model its labels sum highest for (INTENT_ROUTES),
+which scores the classifier alone. With --router every prompt goes through the real
+router instead (seeded registry and keyword hints of a fresh, throwaway database;
+shared capabilities split; the confidence threshold), as `route_eval` does.
+
 The dev file is read at run time only; nothing from it is written anywhere.
 """
 
@@ -23,7 +28,9 @@ import argparse
 import random
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +48,41 @@ from routing.tokens import count_tokens
 DEFAULT_DEV = ROOT.parent / "shared" / "evaldata" / "routing_dev.jsonl"
 
 
-def route_all(clf: IntentClassifier, items: list[dict]) -> list[str]:
+Routes = Callable[[IntentClassifier, list[dict]], list[str]]
+
+
+def classifier_routes(clf: IntentClassifier, items: list[dict]) -> list[str]:
     return [best_route(clf.predict(item["prompt"])) for item in items]
+
+
+def router_routes(data_dir: str) -> Routes:
+    """Routing with routing.router.route on a fresh database in data_dir (see --router)."""
+    import os
+
+    os.environ.update({"DJANGO_SETTINGS_MODULE": "neuroroute_site.settings", "NEUROROUTE_DATA_DIR": data_dir})
+    os.environ.update({"NEUROROUTE_LOG_TO_FILE": "0", "LOG_LEVEL": "WARNING"})
+    os.environ.pop("DATABASE_URL", None)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from routing.decision import RouteRequest
+    from routing.gateway_config import config_store
+    from routing.router import route
+
+    config = config_store.get_sync()
+
+    def routes(clf: IntentClassifier, items: list[dict]) -> list[str]:
+        config.classifier = clf
+        requests = (
+            RouteRequest(messages=[{"role": "user", "content": item["prompt"]}], prompt_text=item["prompt"])
+            for item in items
+        )
+        return [route(request, config).model.key for request in requests]
+
+    return routes
 
 
 def print_score(title: str, result: dict) -> None:
@@ -60,7 +100,9 @@ def print_errors(preds: list[str], items: list[dict], limit: int) -> None:
         print(f"  [{it['source']}/{it['label']}] want {it['routes']} got {p}: {text}")
 
 
-def out_of_the_box(defaults: list[tuple[str, str]], items: list[dict], cv: bool, errors: int) -> IntentClassifier:
+def out_of_the_box(
+    defaults: list[tuple[str, str]], items: list[dict], cv: bool, errors: int, route_all: Routes
+) -> IntentClassifier:
     t0 = time.perf_counter()
     clf, report = train(defaults, cross_validate=cv)
     print(f"trained on {report.n_examples} default examples in {time.perf_counter() - t0:.1f}s; labels {report.labels}")
@@ -79,7 +121,7 @@ def out_of_the_box(defaults: list[tuple[str, str]], items: list[dict], cv: bool,
     return clf
 
 
-def leave_one_source_out(defaults: list[tuple[str, str]], items: list[dict], errors: int) -> None:
+def leave_one_source_out(defaults: list[tuple[str, str]], items: list[dict], errors: int, route_all: Routes) -> None:
     sources = sorted({it["source"] for it in items})
     accuracies = {}
     for held in sources:
@@ -143,6 +185,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dev", type=Path, default=DEFAULT_DEV)
     parser.add_argument("--examples", type=Path, default=None, help="default examples directory")
+    parser.add_argument("--router", action="store_true", help="route through the real router (see above)")
     parser.add_argument("--no-cv", action="store_true")
     parser.add_argument("--no-loso", action="store_true")
     parser.add_argument("--no-timing", action="store_true")
@@ -151,10 +194,12 @@ def main() -> None:
 
     items = load_labeled(args.dev)
     defaults = load_default_examples(args.examples)
-    clf = out_of_the_box(defaults, items, not args.no_cv, args.errors)
-    if not args.no_loso:
-        print("\n== leave-one-source-out (defaults + 4 dev sources -> 5th)")
-        leave_one_source_out(defaults, items, args.errors)
+    with tempfile.TemporaryDirectory(prefix="nr-classifier-dev-") as data_dir:
+        routes = router_routes(data_dir) if args.router else classifier_routes
+        clf = out_of_the_box(defaults, items, not args.no_cv, args.errors, routes)
+        if not args.no_loso:
+            print("\n== leave-one-source-out (defaults + 4 dev sources -> 5th)")
+            leave_one_source_out(defaults, items, args.errors, routes)
     if not args.no_timing:
         timing(clf, items)
 
