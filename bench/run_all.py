@@ -517,6 +517,11 @@ def transport_section(lines: list[str] | None) -> list[str]:
         ("NeuroRoute uses `openai.DefaultAioHttpClient` (one pooled client per event loop, shared by every "
         "adapter: `providers/clients.py`)."),
         "",
+        ("The third row sends the same streams through that client's own `send()`, without the SDK's request "
+         "pipeline (request options, header merging, auth, response wrapping). The difference from the first row "
+         "is what calling upstream through the official SDK client costs per request; NeuroRoute keeps the SDK "
+         "client (its auth, base URL handling and error types) and pays it."),
+        "",
     ]
 
 
@@ -726,10 +731,21 @@ GIL, so samples ≈ CPU); folded stacks go to `bench/out/`. The first profiles o
 
 What remains, per request on `POST /prompt`: the SDK client's request building and the aiohttp
 round trip (~25 %), uvicorn's socket writes (~15 %), Django's request object and URL resolution
-(~10 %), the request-log writer (~10 %, another thread). For 1,000 concurrent streams, every stream
-opens a new upstream connection (`aiohttp` connect ~15 %), and the three processes (load generator,
-fake upstream, two gateway workers) share two cores, so the time-to-first-token ratio is bound by
-CPU contention on this machine."""
+(~10 %), the request-log writer (~10 %, another thread).
+
+Why 1,000 concurrent streams take ~3× the direct time to first token: the run is CPU-bound. The
+load generator, the fake upstream and both gateway workers share two cores, and a stream through
+the gateway costs ~1.7 ms of gateway CPU (a server side and a client side, 23 socket writes and 22
+reads, the request log) against ~0.7 ms in the fake upstream, so the gateway's work queues the
+later streams' first tokens. A py-spy profile of a worker during the run (`--profile`) splits its
+CPU into aiohttp ~28 % (8 % of it opening upstream connections), the SDK client and httpx2 ~21 %,
+uvicorn ~16 %, Django ~11 %, asyncio ~10 % and NeuroRoute's own code ~9 %. Two experiments, not
+adopted: upstream connections kept warm by a 1,000-stream warm-up removed the connect cost
+(1.66 instead of 1.75 ms per stream) but left the TTFT ratio where it was; and sending the streams
+through the same aiohttp client without the SDK's request pipeline (0.3–0.45 ms per request: the
+first against the third row of the transport table below) gave 1.5 ms per stream and a ratio of
+2.8–3.0× instead of 3.1–3.4×. The issue requires upstream calls through the official SDK clients,
+so that pipeline stays, and neither change would reach 2× on its own."""
 
 
 COMPARISON = (

@@ -4,6 +4,10 @@ Runs N concurrent streams (20 chunks each) through the OpenAI adapter
 against the fake upstream (its own process), once per transport, in one
 process on one event loop, and prints wall time and this process's CPU time.
 
+A third row sends the same requests through the same aiohttp-backed client's
+own `send()`, skipping the SDK's request pipeline (options, headers, auth,
+response wrapping): the difference is what that pipeline costs per request.
+
     python bench/transport_compare.py [-n 200]
 """
 
@@ -43,6 +47,35 @@ async def run(transport, url: str, n: int) -> tuple[float, float]:
             count += 1
         return count
 
+    return await _timed(one, n)
+
+
+async def run_without_sdk(transport, url: str, n: int) -> tuple[float, float]:
+    """The same streams through the transport's own send(), no SDK request pipeline."""
+    import orjson
+
+    body = orjson.dumps(
+        {"model": "gpt-4-turbo", "messages": [{"role": "user", "content": "stream please"}], "stream": True}
+    )
+    headers = {"Authorization": "Bearer bench", "Content-Type": "application/json", "Accept": "text/event-stream"}
+
+    async def one() -> int:
+        request = transport.build_request("POST", url + "/v1/chat/completions", content=body, headers=headers)
+        response = await transport.send(request, stream=True)
+        count = 0
+        try:
+            async for line in response.aiter_lines():
+                if line.startswith("data:") and line != "data: [DONE]":
+                    orjson.loads(line[5:])
+                    count += 1
+        finally:
+            await response.aclose()
+        return count
+
+    return await _timed(one, n)
+
+
+async def _timed(one, n: int) -> tuple[float, float]:
     await asyncio.gather(*(one() for _ in range(20)))  # warm the pool
     cpu, wall = time.process_time(), time.perf_counter()
     counts = await asyncio.gather(*(one() for _ in range(n)))
@@ -69,13 +102,16 @@ def main() -> None:
         time.sleep(1.5)
         url = f"http://127.0.0.1:{port}"
         limits = httpx2.Limits(max_connections=4096, max_keepalive_connections=512)
-        for name, make in 2 * (
-            ("aiohttp (openai.DefaultAioHttpClient)", lambda: openai.DefaultAioHttpClient(limits=limits)),
-            ("httpx (openai.DefaultAsyncHttpxClient)", lambda: openai.DefaultAsyncHttpxClient(limits=limits)),
+        aiohttp_client = lambda: openai.DefaultAioHttpClient(limits=limits)
+        httpx_client = lambda: openai.DefaultAsyncHttpxClient(limits=limits)
+        for name, make, how in 2 * (
+            ("aiohttp (openai.DefaultAioHttpClient)", aiohttp_client, run),
+            ("httpx (openai.DefaultAsyncHttpxClient)", httpx_client, run),
+            ("aiohttp client's send(), no SDK pipeline", aiohttp_client, run_without_sdk),
         ):
-            async def measure(make=make):
+            async def measure(make=make, how=how):
                 async with make() as transport:
-                    return await run(transport, url, args.n)
+                    return await how(transport, url, args.n)
 
             wall, cpu = uvloop.run(measure())
             print(f"{name:40} {args.n} streams: wall {wall:.2f} s, client CPU {cpu:.2f} s ({cpu / args.n * 1000:.2f} ms/stream)")
