@@ -5,9 +5,10 @@ path would be: rows are queued in memory and a background thread commits
 them in one transaction every LOG_FLUSH_INTERVAL seconds, or as soon as
 WAKE_ROWS are waiting. Small, frequent batches keep each burst of database
 work short (on a shared machine a long one shows up in other requests'
-p99). The writer keeps its connection between batches and drops it only
-after a failure. Shutdown (ASGI lifespan, atexit) flushes whatever is
-queued, so graceful restarts lose nothing.
+p99). The writer keeps its connection between batches and hands it back
+when idle or after a failure; failed flushes are retried with a growing
+pause (rows stay queued meanwhile). Shutdown (ASGI lifespan, atexit)
+flushes whatever is queued, so graceful restarts lose nothing.
 """
 
 from __future__ import annotations
@@ -23,11 +24,19 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import close_old_connections, connection, models, transaction
+from django.db import (
+    DataError,
+    IntegrityError,
+    close_old_connections,
+    connection,
+    models,
+    transaction,
+)
 
 logger = logging.getLogger("neuroroute.requestlog")
 BATCH_SIZE = 500  # rows per INSERT
 WAKE_ROWS = 64  # queued rows that start a flush before the interval is up
+MAX_RETRY_PAUSE = 5.0  # seconds between flush attempts while the database fails
 
 
 class RequestLogWriter:
@@ -60,15 +69,23 @@ class RequestLogWriter:
 
     def _run(self, stop: threading.Event) -> None:
         interval = settings.NEUROROUTE["LOG_FLUSH_INTERVAL"]
+        failures = 0
         while not stop.is_set():
-            self._wake.wait(interval)
+            if failures:
+                # Not woken by new rows: a failing database is retried at a
+                # growing pause, not once per request.
+                stop.wait(min(MAX_RETRY_PAUSE, max(interval, 0.1) * 2 ** min(failures - 1, 8)))
+            else:
+                self._wake.wait(interval)
             self._wake.clear()
             try:
                 if self._queue:
                     self.flush()
                 else:
                     close_old_connections()  # idle: hand the connection back
+                failures = 0
             except Exception:  # the writer thread must survive a database outage
+                failures += 1
                 logger.exception("request log flush failed; rows kept for the next try")
                 with contextlib.suppress(Exception):
                     close_old_connections()  # a broken connection is replaced on the next try
@@ -99,11 +116,31 @@ class RequestLogWriter:
                     batch.append(self._queue.popleft())
                 try:
                     _insert_rows(batch)
+                    written += len(batch)
+                except (DataError, IntegrityError):
+                    # Some row the database will never take: it must not hold
+                    # back the rest, so write them one by one.
+                    written += self._insert_each(batch)
                 except Exception:
                     # Keep the rows (in order) and let the caller see the failure.
                     self._queue.extendleft(reversed(batch))
                     raise
-                written += len(batch)
+        return written
+
+    def _insert_each(self, batch: list[dict[str, Any]]) -> int:
+        written = 0
+        for index, row in enumerate(batch):
+            try:
+                _insert_rows([row])
+                written += 1
+            except (DataError, IntegrityError) as exc:
+                logger.error(
+                    "request log row rejected by the database; dropped",
+                    extra={"request_id": str(row.get("request_id")), "error": str(exc)[:300]},
+                )
+            except Exception:
+                self._queue.extendleft(reversed(batch[index:]))
+                raise
         return written
 
     def flush_at_exit(self) -> None:

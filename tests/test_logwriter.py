@@ -6,6 +6,7 @@ import time
 import uuid
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from routing.logwriter import WAKE_ROWS, RequestLogWriter
@@ -72,3 +73,43 @@ def test_rows_are_written_on_the_interval(settings):
         assert wait_until(lambda: written(tag) == 1)
     finally:
         writer.stop()
+
+
+def test_a_failing_database_is_retried_at_a_pause_and_loses_nothing(settings, caplog):
+    settings.NEUROROUTE = {**settings.NEUROROUTE, "LOG_FLUSH_INTERVAL": 0.05}
+    table = connection.ops.quote_name(RequestLog._meta.db_table)
+    hidden = connection.ops.quote_name("request_log_away")
+    writer = RequestLogWriter()
+    tag = uuid.uuid4().hex
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} RENAME TO {hidden}")  # every insert now fails
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 1.0:
+            writer.add(row(tag))  # a busy gateway keeps waking the writer
+            time.sleep(0.002)
+        failures = [r for r in caplog.records if r.name == "neuroroute.requestlog" and "flush failed" in r.getMessage()]
+        # Pauses of 0.05, 0.1, 0.2, 0.4 s: a handful of attempts in a second, not hundreds.
+        assert 1 <= len(failures) <= 6, len(failures)
+        queued = writer.pending()
+        assert queued > WAKE_ROWS
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {hidden} RENAME TO {table}")
+    writer.stop()
+    assert written(tag) == queued
+
+
+def test_a_row_the_database_rejects_is_dropped_alone(writer, caplog):
+    tag = uuid.uuid4().hex
+    rows = [row(tag) for _ in range(5)]
+    rows[2]["endpoint"] = None  # NOT NULL: this one can never be stored
+
+    for item in rows:
+        writer.add(item)
+    writer.stop()
+
+    assert written(tag) == 4
+    assert writer.pending() == 0
+    rejected = [r for r in caplog.records if "rejected by the database" in r.getMessage()]
+    assert [r.request_id for r in rejected] == [str(rows[2]["request_id"])]
