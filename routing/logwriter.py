@@ -7,7 +7,10 @@ WAKE_ROWS are waiting. Small, frequent batches keep each burst of database
 work short (on a shared machine a long one shows up in other requests'
 p99). The writer keeps its connection between batches and hands it back
 when idle or after a failure; failed flushes are retried with a growing
-pause (rows stay queued meanwhile). Shutdown (ASGI lifespan, atexit)
+pause (rows stay queued meanwhile, up to MAX_QUEUED_ROWS: past that the
+oldest are dropped and counted in an error, so a long database outage
+cannot exhaust the worker's memory; each request also has its JSON log
+line). Shutdown (ASGI lifespan, atexit)
 flushes whatever is queued, so graceful restarts lose nothing.
 """
 
@@ -37,6 +40,7 @@ logger = logging.getLogger("neuroroute.requestlog")
 BATCH_SIZE = 500  # rows per INSERT
 WAKE_ROWS = 64  # queued rows that start a flush before the interval is up
 MAX_RETRY_PAUSE = 5.0  # seconds between flush attempts while the database fails
+MAX_QUEUED_ROWS = 100_000  # ~2 KB each: a bound on a worker's memory during an outage
 
 
 class RequestLogWriter:
@@ -47,8 +51,14 @@ class RequestLogWriter:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stop = threading.Event()
+        self._dropped = 0
+        self._dropped_lock = threading.Lock()
 
     def add(self, row: dict[str, Any]) -> None:
+        if len(self._queue) >= MAX_QUEUED_ROWS:
+            self._queue.popleft()
+            with self._dropped_lock:
+                self._dropped += 1
         self._queue.append(row)
         if self._thread is None:
             self._start()
@@ -89,6 +99,12 @@ class RequestLogWriter:
                 logger.exception("request log flush failed; rows kept for the next try")
                 with contextlib.suppress(Exception):
                     close_old_connections()  # a broken connection is replaced on the next try
+            if self._dropped:
+                with self._dropped_lock:
+                    dropped, self._dropped = self._dropped, 0
+                logger.error(
+                    "request log queue full: oldest rows dropped", extra={"dropped": dropped, "kept": len(self._queue)}
+                )
         try:
             self.flush()
         except Exception:

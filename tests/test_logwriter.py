@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from routing import logwriter
 from routing.logwriter import WAKE_ROWS, RequestLogWriter
 from routing.models import RequestLog
 
@@ -113,3 +114,26 @@ def test_a_row_the_database_rejects_is_dropped_alone(writer, caplog):
     assert writer.pending() == 0
     rejected = [r for r in caplog.records if "rejected by the database" in r.getMessage()]
     assert [r.request_id for r in rejected] == [str(rows[2]["request_id"])]
+
+
+def test_a_long_outage_keeps_the_newest_rows_up_to_the_bound(settings, caplog, monkeypatch):
+    settings.NEUROROUTE = {**settings.NEUROROUTE, "LOG_FLUSH_INTERVAL": 0.05}
+    monkeypatch.setattr(logwriter, "MAX_QUEUED_ROWS", 100)
+    table = connection.ops.quote_name(RequestLog._meta.db_table)
+    hidden = connection.ops.quote_name("request_log_away")
+    writer = RequestLogWriter()
+    rows = [row(f"outage {i}") for i in range(250)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} RENAME TO {hidden}")
+    try:
+        for item in rows:
+            writer.add(item)
+        assert writer.pending() == 100
+        assert wait_until(lambda: any("queue full" in r.getMessage() for r in caplog.records))
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {hidden} RENAME TO {table}")
+    writer.stop()
+    kept = set(RequestLog.objects.filter(prompt__startswith="outage ").values_list("prompt", flat=True))
+    assert kept == {f"outage {i}" for i in range(150, 250)}
+    assert sum(r.dropped for r in caplog.records if "queue full" in r.getMessage()) == 150
