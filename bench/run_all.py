@@ -493,67 +493,60 @@ def decision_section(decision: dict | None) -> list[str]:
     return lines
 
 
-def run_transport_compare(n: int = 1000) -> list[str]:
+def script_lines(script: str, n: int, marker: str, timeout: float) -> list[str]:
+    """Run one of bench/'s scripts with -n N; its result lines are those containing marker."""
     res = subprocess.run(
-        [PY, str(BENCH / "transport_compare.py"), "-n", str(n)], cwd=ROOT, capture_output=True, text=True,
-        timeout=300, check=False,
+        [PY, str(BENCH / script), "-n", str(n)], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
     )
-    return [line for line in res.stdout.splitlines() if "streams:" in line]
+    return [line for line in res.stdout.splitlines() if marker in line]
+
+
+def run_transport_compare(n: int = 1000) -> list[str]:
+    return script_lines("transport_compare.py", n, "streams:", timeout=300)
 
 
 def run_stream_floor(n: int = 1000) -> list[str]:
-    res = subprocess.run(
-        [PY, str(BENCH / "stream_floor.py"), "-n", str(n)], cwd=ROOT, capture_output=True, text=True,
-        timeout=600, check=False,
-    )
-    return [line for line in res.stdout.splitlines() if "TTFT p50" in line]
+    return script_lines("stream_floor.py", n, "TTFT p50", timeout=600)
+
+
+def output_section(title: str, intro: str, lines: list[str] | None, *notes: str) -> list[str]:
+    """A report section quoting a script's result lines between an intro and notes."""
+    if not lines:
+        return []
+    out = [f"## {title}", "", intro, "", "```", *lines, "```", ""]
+    for note in notes:
+        out += [note, ""]
+    return out
 
 
 def floor_section(lines: list[str] | None) -> list[str]:
-    if not lines:
-        return []
-    return [
-        "## How low can the stream TTFT ratio go on this machine?",
-        "",
-        ("`python bench/stream_floor.py`: the load of figure 3 against three zero-feature streaming proxies (no auth, "
-         "routing, parsing or logging; upstream bytes passed through), each under uvicorn with two workers, next to "
-         "the same load sent straight to the fake upstream. `aiohttp`: a plain aiohttp session; `sdk-transport`: the "
-         "OpenAI SDK's pooled aiohttp client, requests sent with its own `send()`; `sdk`: the same client driven by "
-         "the SDK (`AsyncOpenAI.post`), as NeuroRoute does:"),
-        "",
-        "```",
-        *lines,
-        "```",
-        "",
-        ("Going through the SDK's request pipeline alone takes a proxy that does nothing else to about the 2× target "
-         "or past it; NeuroRoute's own work (Django's handler, auth, routing, parsing and re-encoding each chunk, the "
-         "request log) comes on top of that."),
-        "",
-    ]
+    return output_section(
+        "How low can the stream TTFT ratio go on this machine?",
+        "`python bench/stream_floor.py`: the load of figure 3 against three zero-feature streaming proxies (no auth, "
+        "routing, parsing or logging; upstream bytes passed through), each under uvicorn with two workers, next to "
+        "the same load sent straight to the fake upstream. `aiohttp`: a plain aiohttp session; `sdk-transport`: the "
+        "OpenAI SDK's pooled aiohttp client, requests sent with its own `send()`; `sdk`: the same client driven by "
+        "the SDK (`AsyncOpenAI.post`), as NeuroRoute does:",
+        lines,
+        "Going through the SDK's request pipeline alone takes a proxy that does nothing else to about the 2× target "
+        "or past it; NeuroRoute's own work (Django's handler, auth, routing, parsing and re-encoding each chunk, the "
+        "request log) comes on top of that.",
+    )
 
 
 def transport_section(lines: list[str] | None) -> list[str]:
-    if not lines:
-        return []
-    return [
-        "## Choice of HTTP transport for the SDK clients",
-        "",
-        ("`python bench/transport_compare.py -n 1000`: the same OpenAI adapter streaming from the fake upstream "
-        "(20 chunks each) through each transport, in one process, each measured twice, alternating:"),
-        "",
-        "```",
-        *lines,
-        "```",
-        "",
-        ("NeuroRoute uses `openai.DefaultAioHttpClient` (one pooled client per event loop, shared by every "
-        "adapter: `providers/clients.py`)."),
-        "",
-        ("The third row sends the same streams through that client's own `send()`, without the SDK's request "
-         "pipeline (request options, header merging, auth, response wrapping). The difference from the first row "
-         "is what calling upstream through the official SDK client costs per request; NeuroRoute keeps the SDK "
-         "client (its auth, base URL handling and error types) and pays it."),
-        "",
-    ]
+    return output_section(
+        "Choice of HTTP transport for the SDK clients",
+        "`python bench/transport_compare.py -n 1000`: the same OpenAI adapter streaming from the fake upstream "
+        "(20 chunks each) through each transport, in one process, each measured twice, alternating:",
+        lines,
+        "NeuroRoute uses `openai.DefaultAioHttpClient` (one pooled client per event loop, shared by every "
+        "adapter: `providers/clients.py`).",
+        "The third row sends the same streams through that client's own `send()`, without the SDK's request "
+        "pipeline (request options, header merging, auth, response wrapping). The difference from the first row "
+        "is what calling upstream through the official SDK client costs per request; NeuroRoute keeps the SDK "
+        "client (its auth, base URL handling and error types) and pays it.",
+    )
 
 
 def run_decision_bench() -> dict | None:
