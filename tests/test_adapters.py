@@ -11,15 +11,7 @@ from providers.adapters.base import ChatRequest, ProviderSettings, UpstreamError
 from providers.adapters.lmstudio import OpenAICompatibleAdapter
 from providers.adapters.openai import OpenAIAdapter
 from providers.clients import adapter_for, close_transports
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
+from tests.payloads import WEATHER_TOOL
 
 
 def settings_for(kind: str, url: str, api_key: str = "test-key", read_timeout: float = 10.0) -> ProviderSettings:

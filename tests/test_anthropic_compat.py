@@ -13,13 +13,9 @@ import anthropic
 import httpx
 import pytest
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+from tests.payloads import ANTHROPIC_WEATHER_TOOL
 
-WEATHER_TOOL = {
-    "name": "get_weather",
-    "description": "Current weather for a city",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-}
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def user(text: str) -> list[dict]:
@@ -157,7 +153,7 @@ def test_tool_use(client, request_logs, model):
     message = client.messages.create(
         model=model,
         max_tokens=200,
-        tools=[WEATHER_TOOL],
+        tools=[ANTHROPIC_WEATHER_TOOL],
         tool_choice={"type": "auto"},
         messages=user("What is the weather in Paris?"),
     )
@@ -170,7 +166,7 @@ def test_tool_use(client, request_logs, model):
     followup = client.messages.create(
         model=model,
         max_tokens=200,
-        tools=[WEATHER_TOOL],
+        tools=[ANTHROPIC_WEATHER_TOOL],
         messages=[
             *user("What is the weather in Paris?"),
             {"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in message.content]},
@@ -193,7 +189,7 @@ def test_tool_use(client, request_logs, model):
 @pytest.mark.parametrize("model", ["openai", "anthropic"])
 def test_streamed_tool_use(client, request_logs, model):
     with client.messages.stream(
-        model=model, max_tokens=200, tools=[WEATHER_TOOL], messages=user("Weather in Oslo?")
+        model=model, max_tokens=200, tools=[ANTHROPIC_WEATHER_TOOL], messages=user("Weather in Oslo?")
     ) as stream:
         final = stream.get_final_message()
 

@@ -14,16 +14,10 @@ import openai
 import pytest
 from asgiref.sync import sync_to_async
 
+from tests.payloads import WEATHER_TOOL
+
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 
 def user(text: str) -> list[dict]:
